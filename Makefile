@@ -1,0 +1,57 @@
+# Bookwell's commands. `make run` serves the API; `make test` runs every gate and test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+MODELS := src/bookwell/contract/v1.py
+CODEGEN = $(BIN)/datamodel-codegen --input contracts/openapi/v1.yaml --input-file-type openapi \
+	--output-model-type pydantic_v2.BaseModel --openapi-scopes schemas paths parameters \
+	--use-operation-id-as-name --target-python-version 3.11 --formatters ruff-format \
+	--disable-timestamp --custom-file-header-path contracts/generated-header.txt
+
+.PHONY: run test lint typecheck imports contract-models contract-check lock clean
+
+$(VENV)/.runtime: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+$(VENV)/.dev: requirements-dev.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@ $(VENV)/.runtime
+
+run: $(VENV)/.runtime  ## Migrate the database and serve the API on http://$(HOST):$(PORT)
+	$(BIN)/bookwell db upgrade
+	$(BIN)/gunicorn --config deploy/gunicorn.conf.py --bind $(HOST):$(PORT) 'bookwell.app:create_app()'
+
+test: $(VENV)/.dev lint typecheck imports contract-check  ## Every gate, then every test
+	$(BIN)/pytest
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
+
+imports: $(VENV)/.dev
+	$(BIN)/lint-imports
+
+contract-models: $(VENV)/.dev  ## Regenerate the request models from the contract
+	$(CODEGEN) --output $(MODELS)
+
+contract-check: $(VENV)/.dev  ## Fail if the committed models drifted from the contract
+	@tmp=$$(mktemp -d) && $(CODEGEN) --output $$tmp/v1.py 2>/dev/null && \
+	  diff -u $(MODELS) $$tmp/v1.py && echo "contract models: no drift"; status=$$?; rm -rf $$tmp; exit $$status
+
+lock:  ## Re-resolve requirements*.lock from pyproject.toml
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -q -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -q -o requirements-dev.lock
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Bookwell: a booking and payments API on Flask."""

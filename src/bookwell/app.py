@@ -1,0 +1,54 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+from bookwell.bootstrap import Container
+from bookwell.bootstrap import bootstrap
+from bookwell.catalog import api as catalog_api
+from bookwell.contract import v1 as v1_models
+from bookwell.identity import api as identity_api
+from bookwell.identity import facade as identity_facade
+from bookwell.platform.http import context
+from bookwell.platform.http import operations
+from bookwell.platform.http import pagination
+from bookwell.platform.http import problems
+from bookwell.platform.http.contract import Contract
+from bookwell.platform.http.contract import bind
+from bookwell.platform.logging import configure_logging
+from bookwell.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONTRACT_V1 = PROJECT_ROOT / "contracts" / "openapi" / "v1.yaml"
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(settings: Settings | None = None, *, container: Container | None = None) -> Flask:
+    """Build the app for `settings` (default: from the environment)."""
+    settings = settings or Settings.from_env()
+    container = container or bootstrap(settings)
+    configure_logging(settings.log_level)
+
+    app = Flask("bookwell", static_folder=None)
+    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, JSON_SORT_KEYS=False)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["bookwell.container"] = container
+
+    context.init_app(app)
+    problems.init_app(app)
+    pagination.init_app(app, settings.secret_key)
+    operations.init_app(app)
+    identity_api.init_app(app, container.identity_uow)
+    catalog_api.init_app(app, container.catalog_uow)
+
+    v1 = Contract.load(CONTRACT_V1, v1_models)
+    views = {
+        **operations.operation_views(v1, {"database": container.database.ping}),
+        **identity_api.views,
+        **catalog_api.views,
+    }
+    bind(app, v1, views, identity_facade.authenticator(container.identity_uow))
+    return app

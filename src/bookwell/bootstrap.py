@@ -1,0 +1,35 @@
+"""The composition root: builds the database, units of work and adapters; tests hand in their own."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+from bookwell.catalog.adapters.sql import SqlCatalogUnitOfWork
+from bookwell.catalog.ports import CatalogUnitOfWork
+from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
+from bookwell.identity.ports import IdentityUnitOfWork
+from bookwell.platform.db import Database
+from bookwell.settings import Settings
+
+
+@dataclass(frozen=True)
+class Container:
+    """Everything the app, the CLI and the workers are wired with."""
+
+    settings: Settings
+    database: Database
+    identity_uow: Callable[..., IdentityUnitOfWork]
+    catalog_uow: Callable[..., CatalogUnitOfWork]
+
+
+def bootstrap(settings: Settings, *, database: Database | None = None) -> Container:
+    """Wire Bookwell for `settings`; pass `database` to share one engine (tests do)."""
+    database = database or Database(settings)
+    return Container(
+        settings=settings,
+        database=database,
+        identity_uow=partial(SqlIdentityUnitOfWork, database),
+        catalog_uow=partial(SqlCatalogUnitOfWork, database),
+    )

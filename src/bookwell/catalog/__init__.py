@@ -1,0 +1,1 @@
+"""Catalog: bookable resources, their opening hours and prices."""

@@ -1,0 +1,1 @@
+"""Catalog's adapters: SQL tables and repositories."""

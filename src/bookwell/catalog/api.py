@@ -1,0 +1,89 @@
+"""Catalog's HTTP views: the contract's operations in, service calls, representations out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from flask import Flask
+from flask import Response
+from flask import current_app
+from flask import jsonify
+
+from bookwell.catalog import service
+from bookwell.catalog.ports import CatalogUnitOfWork
+from bookwell.platform.http.conditional import not_modified
+from bookwell.platform.http.conditional import required_versions
+from bookwell.platform.http.conditional import with_etag
+from bookwell.platform.http.contract import Call
+from bookwell.platform.http.contract import Views
+from bookwell.platform.http.pagination import page_request
+from bookwell.platform.http.pagination import page_response
+
+views = Views()
+UowFactory = Callable[..., CatalogUnitOfWork]
+
+
+def init_app(app: Flask, uow_factory: UowFactory) -> None:
+    """Give the views their unit-of-work factory."""
+    app.extensions["bookwell.catalog"] = uow_factory
+
+
+def _uow(*, readonly: bool = False) -> CatalogUnitOfWork:
+    factory: UowFactory = current_app.extensions["bookwell.catalog"]
+    return factory(readonly=readonly)
+
+
+@views.operation("createResource")
+def create_resource(call: Call) -> tuple[Response, int, dict[str, str]]:
+    resource = service.create_resource(
+        uow=_uow(),
+        organization_id=call.organization_id,
+        fields=call.body.model_dump(exclude_unset=True),
+    )
+    response = with_etag(jsonify(resource.snapshot()), resource.version)
+    return response, 201, {"Location": f"/v1/resources/{resource.id}"}
+
+
+@views.operation("listResources")
+def list_resources(call: Call) -> Response:
+    scope = call.operation.operation_id
+    page = service.list_resources(
+        uow=_uow(readonly=True),
+        organization_id=call.organization_id,
+        page=page_request(scope, call.query.limit, call.query.cursor),
+        active=call.query.active,
+    )
+    return page_response(scope, page, present=lambda r: r.snapshot(), key=lambda r: r.id)
+
+
+@views.operation("getResource")
+def get_resource(call: Call) -> Response:
+    resource = service.get_resource(
+        uow=_uow(readonly=True),
+        organization_id=call.organization_id,
+        resource_id=call.path["resource_id"],
+    )
+    return not_modified(resource.version) or with_etag(jsonify(resource.snapshot()), resource.version)
+
+
+@views.operation("updateResource")
+def update_resource(call: Call) -> Response:
+    resource = service.update_resource(
+        uow=_uow(),
+        organization_id=call.organization_id,
+        resource_id=call.path["resource_id"],
+        accepted_versions=required_versions(),
+        changes=call.body.model_dump(exclude_unset=True),
+    )
+    return with_etag(jsonify(resource.snapshot()), resource.version)
+
+
+@views.operation("deleteResource")
+def delete_resource(call: Call) -> tuple[str, int]:
+    service.delete_resource(
+        uow=_uow(),
+        organization_id=call.organization_id,
+        resource_id=call.path["resource_id"],
+        accepted_versions=required_versions(),
+    )
+    return "", 204

@@ -1,0 +1,1 @@
+"""Models generated from contracts/openapi/*.yaml. Never edit by hand: `make contract-models`."""

@@ -1,0 +1,259 @@
+# Generated from contracts/openapi/v1.yaml by `make contract-models`. Do not edit by hand:
+# change the contract and regenerate; `make test` fails when this file drifts from it.
+
+from __future__ import annotations
+
+from pydantic import (
+    AnyUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    conint,
+    constr,
+)
+from enum import StrEnum
+
+
+class Error(BaseModel):
+    pointer: str = Field(
+        ...,
+        description="JSON Pointer into the request: the body, or `/query/<name>` for a query parameter.",
+    )
+    detail: str
+
+
+class Problem(BaseModel):
+    type: AnyUrl = Field(..., description="A URI under https://bookwell.dev/problems/")
+    title: str
+    status: conint(ge=400, le=599)
+    detail: str | None = None
+    instance: str | None = None
+    code: constr(pattern=r"^[a-z][a-z0-9_]*$")
+    request_id: str
+    errors: list[Error] | None = None
+
+
+class Status(StrEnum):
+    ok = "ok"
+
+
+class Health(BaseModel):
+    status: Status
+    checks: dict[str, str] | None = None
+
+
+class Timestamp(RootModel[AwareDatetime]):
+    root: AwareDatetime = Field(..., description="RFC 3339, UTC, `Z` suffix.")
+
+
+class OrganizationId(RootModel[constr(pattern=r"^org_[0-9A-Z]{26}$", max_length=30)]):
+    root: constr(pattern=r"^org_[0-9A-Z]{26}$", max_length=30)
+
+
+class ApiKeyId(RootModel[constr(pattern=r"^key_[0-9A-Z]{26}$", max_length=30)]):
+    root: constr(pattern=r"^key_[0-9A-Z]{26}$", max_length=30)
+
+
+class ResourceId(RootModel[constr(pattern=r"^res_[0-9A-Z]{26}$", max_length=30)]):
+    root: constr(pattern=r"^res_[0-9A-Z]{26}$", max_length=30)
+
+
+class Organization(BaseModel):
+    id: OrganizationId
+    name: str
+    created_at: Timestamp
+
+
+class Scope(StrEnum):
+    resources_read = "resources:read"
+    resources_write = "resources:write"
+    bookings_read = "bookings:read"
+    bookings_write = "bookings:write"
+    payments_read = "payments:read"
+    payments_refund = "payments:refund"
+    events_read = "events:read"
+    webhooks_manage = "webhooks:manage"
+    api_keys_manage = "api_keys:manage"
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    name: constr(min_length=1, max_length=100)
+    scopes: list[Scope] = Field(..., max_length=9, min_length=1)
+
+
+class ApiKey(BaseModel):
+    id: ApiKeyId
+    name: str
+    scopes: list[Scope]
+    prefix: str = Field(
+        ...,
+        description="The key's public lookup part, to recognise it by (`bw_<prefix>_...`).",
+    )
+    created_at: Timestamp
+    last_used_at: Timestamp | None
+    revoked_at: Timestamp | None
+
+
+class ApiKeyWithSecret(ApiKey):
+    secret: str = Field(..., description="The whole bearer token. Shown once.")
+
+
+class ApiKeyList(BaseModel):
+    data: list[ApiKey]
+    has_more: bool
+    next_cursor: str | None
+
+
+class Money(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    amount: conint(ge=0, le=100000000) = Field(..., description="Minor units (cents).")
+    currency: constr(pattern=r"^[A-Z]{3}$") = Field(..., description="ISO 4217 code.")
+
+
+class TimeOfDay(RootModel[constr(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]):
+    root: constr(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$") = Field(
+        ...,
+        description="Local wall-clock time `HH:MM`; `24:00` may end an interval and means midnight.",
+    )
+
+
+class Interval(RootModel[list[TimeOfDay]]):
+    root: list[TimeOfDay] = Field(..., max_length=2, min_length=2)
+
+
+class DayHours(RootModel[list[Interval]]):
+    root: list[Interval] = Field(..., max_length=24)
+
+
+class OpeningHours(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    monday: DayHours | None = None
+    tuesday: DayHours | None = None
+    wednesday: DayHours | None = None
+    thursday: DayHours | None = None
+    friday: DayHours | None = None
+    saturday: DayHours | None = None
+    sunday: DayHours | None = None
+
+
+class CancellationPolicy(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    refund_until_hours_before: conint(ge=0, le=8760)
+
+
+class ResourceName(RootModel[constr(min_length=1, max_length=200)]):
+    root: constr(min_length=1, max_length=200)
+
+
+class ResourceDescription(RootModel[constr(max_length=2000)]):
+    root: constr(max_length=2000)
+
+
+class Timezone(RootModel[constr(min_length=1, max_length=64)]):
+    root: constr(min_length=1, max_length=64) = Field(
+        ..., description="IANA time zone, e.g. `Europe/Berlin`."
+    )
+
+
+class Capacity(RootModel[conint(ge=1, le=1000)]):
+    root: conint(ge=1, le=1000) = Field(..., description="Bookings that may overlap.")
+
+
+class SlotMinutes(RootModel[conint(ge=5, le=1440)]):
+    root: conint(ge=5, le=1440) = Field(
+        ..., description="Slot length; must divide a day (1440) evenly."
+    )
+
+
+class SlotCount(RootModel[conint(ge=1, le=288)]):
+    root: conint(ge=1, le=288)
+
+
+class HoldMinutes(RootModel[conint(ge=1, le=60)]):
+    root: conint(ge=1, le=60)
+
+
+class ResourceCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    name: ResourceName
+    description: ResourceDescription | None = None
+    timezone: Timezone
+    capacity: Capacity | None = None
+    slot_minutes: SlotMinutes
+    min_slots: SlotCount | None = None
+    max_slots: SlotCount | None = None
+    opening_hours: OpeningHours
+    price_per_slot: Money
+    hold_minutes: HoldMinutes | None = None
+    cancellation: CancellationPolicy | None = None
+    active: bool | None = None
+
+
+class ResourceUpdate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    name: ResourceName | None = None
+    description: ResourceDescription | None = None
+    timezone: Timezone | None = None
+    capacity: Capacity | None = None
+    slot_minutes: SlotMinutes | None = None
+    min_slots: SlotCount | None = None
+    max_slots: SlotCount | None = None
+    opening_hours: OpeningHours | None = None
+    price_per_slot: Money | None = None
+    hold_minutes: HoldMinutes | None = None
+    cancellation: CancellationPolicy | None = None
+    active: bool | None = None
+
+
+class Resource(BaseModel):
+    id: ResourceId
+    name: str
+    description: str | None
+    timezone: str
+    capacity: int
+    slot_minutes: int
+    min_slots: int
+    max_slots: int
+    opening_hours: OpeningHours
+    price_per_slot: Money
+    hold_minutes: int
+    cancellation: CancellationPolicy
+    active: bool
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class ResourceList(BaseModel):
+    data: list[Resource]
+    has_more: bool
+    next_cursor: str | None
+
+
+class ListApiKeysParametersQuery(BaseModel):
+    limit: conint(ge=1, le=100) | None = 20
+    cursor: constr(min_length=1, max_length=512) | None = None
+
+
+class ListResourcesParametersQuery(BaseModel):
+    limit: conint(ge=1, le=100) | None = 20
+    cursor: constr(min_length=1, max_length=512) | None = None
+    active: bool | None = None
+
+
+class GetContractResponse(BaseModel):
+    pass

@@ -1,0 +1,1 @@
+"""Identity: organizations, API keys, scopes."""

@@ -1,0 +1,1 @@
+"""Identity's adapters: SQL tables and repositories."""

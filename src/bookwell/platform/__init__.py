@@ -1,0 +1,1 @@
+"""What every context shares and no context owns."""

@@ -1,0 +1,192 @@
+"""The database: one engine per process, tables on one MetaData, and the unit of work that owns each transaction."""
+
+from __future__ import annotations
+
+import concurrent.futures
+from datetime import UTC
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from typing import Self
+
+from sqlalchemy import Connection
+from sqlalchemy import DateTime
+from sqlalchemy import Dialect
+from sqlalchemy import Engine
+from sqlalchemy import MetaData
+from sqlalchemy import TypeDecorator
+from sqlalchemy import create_engine
+from sqlalchemy import event
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from bookwell.settings import Settings
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every database (SQLite stores them naive, in UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Database:
+    """The process's engine, configured for SQLite (WAL, foreign keys, busy timeout) or PostgreSQL (pool, timeouts)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = _create_engine(settings)
+        self._ping_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="readyz")
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgresql`."""
+        return self.engine.dialect.name
+
+    def ping(self) -> bool:
+        """Whether the database answers `SELECT 1` within the readiness timeout."""
+        future = self._ping_pool.submit(self._select_one)
+        try:
+            return future.result(timeout=self.settings.readyz_timeout_s)
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            return False
+
+    def _select_one(self) -> bool:
+        with self.engine.connect() as connection:
+            return connection.execute(text("SELECT 1")).scalar() == 1
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self._ping_pool.shutdown(wait=False, cancel_futures=True)
+        self.engine.dispose()
+
+
+def _create_engine(settings: Settings) -> Engine:
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(settings)
+    if url.get_backend_name() == "postgresql":
+        return create_engine(
+            url.set(drivername="postgresql+psycopg"),
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_s,
+            pool_pre_ping=True,
+            connect_args={
+                "connect_timeout": settings.db_connect_timeout_s,
+                "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+                "application_name": "bookwell",
+            },
+        )
+    raise ValueError(f"unsupported database URL {url.render_as_string(hide_password=True)!r}")
+
+
+def _sqlite_engine(settings: Settings) -> Engine:
+    url = make_url(settings.database_url)
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url,
+        connect_args={
+            "timeout": settings.sqlite_busy_timeout_ms / 1000,
+            "check_same_thread": False,
+        },
+    )
+    busy_ms = settings.sqlite_busy_timeout_ms
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when a transaction begins (see _on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "foreign_keys=ON",
+            f"busy_timeout={busy_ms}",
+            "synchronous=NORMAL",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # A writer takes SQLite's write lock up front: a deferred transaction that upgrades
+        # from read to write fails at once (SQLITE_BUSY) instead of waiting its turn.
+        readonly = connection.info.get("readonly", False)
+        connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
+
+    return engine
+
+
+class SqlUnitOfWork:
+    """One database transaction: entered, used through repositories, then committed or rolled back.
+
+    Repositories never commit; only `commit()` does, and leaving the block without it rolls back.
+    """
+
+    def __init__(self, database: Database, *, readonly: bool = False) -> None:
+        self.database = database
+        self.readonly = readonly
+        self._connection: Connection | None = None
+
+    @property
+    def connection(self) -> Connection:
+        """The connection of the open transaction."""
+        if self._connection is None:
+            raise RuntimeError("unit of work used outside its `with` block")
+        return self._connection
+
+    def __enter__(self) -> Self:
+        connection = self.database.engine.connect()
+        connection.info["readonly"] = self.readonly
+        connection.begin()
+        if self.readonly and self.database.dialect == "postgresql":
+            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+        self._connection = connection
+        self._open_repositories(connection)
+        return self
+
+    def _open_repositories(self, connection: Connection) -> None:
+        """Subclasses attach their repositories to the connection here."""
+
+    def commit(self) -> None:
+        """Make everything done in this unit of work permanent, at once."""
+        if self.readonly:
+            raise RuntimeError("a read-only unit of work cannot commit")
+        self.connection.commit()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        connection, self._connection = self.connection, None
+        try:
+            connection.rollback()  # a no-op after commit()
+        finally:
+            connection.close()

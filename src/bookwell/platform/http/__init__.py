@@ -1,0 +1,1 @@
+"""HTTP conventions shared by every context: the contract binding, errors, auth, pagination, ETags."""

@@ -1,0 +1,54 @@
+"""Per-request context: the request id (accepted or made), its place in every log line, and the access log."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import structlog
+from flask import Flask
+from flask import Response
+from flask import g
+from flask import request
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
+
+access_log = structlog.get_logger("bookwell.access")
+
+
+def init_app(app: Flask) -> None:
+    """Give every request an id, bind it to the log context, echo it, and log one line when it ends."""
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+        offered = request.headers.get("X-Request-ID", "")
+        g.request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        context = {"request_id": g.request_id}
+        traceparent = request.headers.get("traceparent", "")
+        if _TRACEPARENT.match(traceparent):
+            context["traceparent"] = traceparent
+        structlog.contextvars.bind_contextvars(**context)
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        request_id = g.get("request_id") or uuid.uuid4().hex
+        response.headers["X-Request-ID"] = request_id
+        started = g.get("started", time.perf_counter())
+        access_log.info(
+            "request",
+            method=request.method,
+            route=request.url_rule.rule if request.url_rule else None,
+            status=response.status_code,
+            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            request_id=request_id,
+            organization_id=g.get("organization_id"),
+        )
+        return response
+
+    @app.teardown_request
+    def _clear(_error: BaseException | None) -> None:
+        structlog.contextvars.clear_contextvars()

@@ -1,0 +1,269 @@
+"""The contract at runtime: each OpenAPI operation bound to exactly one view, validated by generated models.
+
+A request meets, in order: authentication and the operation's scopes, the media type,
+the body (strict JSON against the generated model), the query (lax, since query values
+are strings), and the path parameters (a malformed id is one that never existed: 404).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+from flask import Flask
+from flask import Response
+from flask import request
+from flask.typing import ResponseReturnValue
+from pydantic import BaseModel
+from pydantic import ValidationError
+
+from bookwell.platform.http.auth import Authenticator
+from bookwell.platform.http.auth import authenticate
+from bookwell.platform.http.problems import HttpProblem
+from bookwell.platform.kernel.errors import FieldError
+from bookwell.platform.kernel.errors import NotFound
+from bookwell.platform.kernel.principal import Principal
+
+HTTP_METHODS = ("get", "put", "post", "patch", "delete")
+_PATH_PARAM = re.compile(r"{([a-z_][a-z0-9_]*)}")
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation of the contract, resolved to what the binding needs."""
+
+    operation_id: str
+    method: str
+    path: str
+    scopes: frozenset[str] | None  # None: a public operation
+    body_model: type[BaseModel] | None
+    query_model: type[BaseModel] | None
+    path_models: Mapping[str, type[BaseModel]]
+
+    @property
+    def flask_rule(self) -> str:
+        """The path in Flask's syntax: `/v1/resources/<resource_id>`."""
+        return _PATH_PARAM.sub(r"<\1>", self.path)
+
+
+@dataclass(frozen=True)
+class Call:
+    """What a view receives: the validated request."""
+
+    operation: Operation
+    principal: Principal | None
+    body: Any = None
+    query: Any = None
+    path: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def organization_id(self) -> str:
+        """The caller's organization (only on secured operations)."""
+        if self.principal is None:
+            raise RuntimeError(f"{self.operation.operation_id} is public: it has no organization")
+        return self.principal.organization_id
+
+
+View = Callable[[Call], ResponseReturnValue]
+
+
+class Views(dict[str, View]):
+    """A context's views, keyed by the operationId each one serves."""
+
+    def operation(self, operation_id: str) -> Callable[[View], View]:
+        """Register the decorated function as the view of `operation_id`."""
+
+        def register(view: View) -> View:
+            if operation_id in self:
+                raise ValueError(f"two views for {operation_id}")
+            self[operation_id] = view
+            return view
+
+        return register
+
+
+class Contract:
+    """A versioned OpenAPI document and the generated models its operations validate with."""
+
+    def __init__(self, document: dict[str, Any], models: ModuleType) -> None:
+        self.document = document
+        self.json_bytes = json.dumps(document, separators=(",", ":")).encode()
+        self.operations = {op.operation_id: op for op in self._resolve(models)}
+
+    @classmethod
+    def load(cls, path: Path, models: ModuleType) -> Contract:
+        """Read a contract from its YAML file."""
+        return cls(yaml.safe_load(path.read_text(encoding="utf-8")), models)
+
+    def _resolve(self, models: ModuleType) -> list[Operation]:
+        default_security = self.document.get("security", [])
+        operations = []
+        for path, item in self.document["paths"].items():
+            shared_params = item.get("parameters", [])
+            for method in HTTP_METHODS:
+                if method not in item:
+                    continue
+                spec = item[method]
+                params = [self._deref(p) for p in [*shared_params, *spec.get("parameters", [])]]
+                operations.append(
+                    Operation(
+                        operation_id=spec["operationId"],
+                        method=method.upper(),
+                        path=path,
+                        scopes=_scopes(spec.get("security", default_security)),
+                        body_model=_body_model(spec, models),
+                        query_model=_query_model(spec["operationId"], params, models),
+                        path_models={
+                            p["name"]: _model_named(models, _ref_name(p["schema"]))
+                            for p in params
+                            if p["in"] == "path" and "$ref" in p["schema"]
+                        },
+                    )
+                )
+        return operations
+
+    def _deref(self, node: dict[str, Any]) -> dict[str, Any]:
+        """The object a local `$ref` points at (or the node itself)."""
+        if "$ref" not in node:
+            return node
+        target: Any = self.document
+        for part in str(node["$ref"]).removeprefix("#/").split("/"):
+            target = target[part]
+        return dict(target)
+
+
+def _ref_name(schema: Mapping[str, Any]) -> str:
+    return str(schema["$ref"]).rsplit("/", 1)[-1]
+
+
+def _model_named(models: ModuleType, name: str) -> type[BaseModel]:
+    model = getattr(models, name, None)
+    if model is None:
+        raise LookupError(f"no generated model {name}; run `make contract-models`")
+    return model  # type: ignore[no-any-return]
+
+
+def _scopes(security: list[dict[str, list[str]]]) -> frozenset[str] | None:
+    if not security:
+        return None
+    if len(security) != 1:
+        raise ValueError("an operation declares exactly one security requirement")
+    (scopes,) = security[0].values()
+    return frozenset(scopes)
+
+
+def _body_model(spec: Mapping[str, Any], models: ModuleType) -> type[BaseModel] | None:
+    body = spec.get("requestBody")
+    if body is None:
+        return None
+    return _model_named(models, _ref_name(body["content"]["application/json"]["schema"]))
+
+
+def _query_model(operation_id: str, params: list[dict[str, Any]], models: ModuleType) -> type[BaseModel] | None:
+    if not any(p["in"] == "query" for p in params):
+        return None
+    return _model_named(models, operation_id[0].upper() + operation_id[1:] + "ParametersQuery")
+
+
+def _pointer(prefix: str, loc: tuple[int | str, ...]) -> str:
+    parts = [str(part).replace("~", "~0").replace("/", "~1") for part in loc]
+    return prefix + "".join("/" + part for part in parts)
+
+
+def _invalid(error: ValidationError, prefix: str) -> HttpProblem:
+    errors = tuple(FieldError(_pointer(prefix, e["loc"]), e["msg"]) for e in error.errors(include_url=False))
+    return HttpProblem(
+        422,
+        "validation_failed",
+        "Validation failed",
+        "The request does not match the contract.",
+        errors=errors,
+    )
+
+
+def _parse_body(model: type[BaseModel]) -> BaseModel:
+    if request.mimetype != "application/json":
+        raise HttpProblem(
+            415,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "Send the body as `Content-Type: application/json`.",
+        )
+    try:
+        return model.model_validate_json(request.get_data(cache=True), strict=True)
+    except ValidationError as error:
+        if any(e["type"] == "json_invalid" for e in error.errors()):
+            raise HttpProblem(400, "malformed_json", "Malformed JSON", "The body is not valid JSON.") from error
+        raise _invalid(error, "") from error
+
+
+def _parse_query(model: type[BaseModel]) -> BaseModel:
+    names = model.model_fields
+    values = {name: request.args.get(name) for name in names if name in request.args}
+    try:
+        return model.model_validate(values)
+    except ValidationError as error:
+        raise _invalid(error, "/query") from error
+
+
+def _parse_path(operation: Operation, values: Mapping[str, str]) -> dict[str, str]:
+    for name, model in operation.path_models.items():
+        try:
+            model.model_validate(values[name])
+        except ValidationError as error:
+            raise NotFound(f"No such object: {values[name]!r}.") from error
+    return dict(values)
+
+
+def bind(
+    app: Flask,
+    contract: Contract,
+    views: Mapping[str, View],
+    authenticator: Authenticator,
+) -> None:
+    """Route every operation of the contract to its view; refuse to start if either side has no partner."""
+    missing = sorted(set(contract.operations) - set(views))
+    unknown = sorted(set(views) - set(contract.operations))
+    if missing or unknown:
+        raise LookupError(f"operations without a view: {missing}; views without an operation: {unknown}")
+    for operation in contract.operations.values():
+        app.add_url_rule(
+            operation.flask_rule,
+            endpoint=operation.operation_id,
+            view_func=_endpoint(operation, views[operation.operation_id], authenticator),
+            methods=[operation.method],
+            provide_automatic_options=False,
+        )
+
+
+def _endpoint(operation: Operation, view: View, authenticator: Authenticator) -> Callable[..., ResponseReturnValue]:
+    def endpoint(**path_values: str) -> ResponseReturnValue:
+        principal = None if operation.scopes is None else authenticate(authenticator, operation.scopes)
+        body = None if operation.body_model is None else _parse_body(operation.body_model)
+        query = None if operation.query_model is None else _parse_query(operation.query_model)
+        path = _parse_path(operation, path_values)
+        return view(
+            Call(
+                operation=operation,
+                principal=principal,
+                body=body,
+                query=query,
+                path=path,
+            )
+        )
+
+    endpoint.__name__ = operation.operation_id
+    return endpoint
+
+
+def serve_contract(contract: Contract) -> Response:
+    """The contract as JSON, exactly as written."""
+    return Response(contract.json_bytes, mimetype="application/json")

@@ -1,0 +1,1 @@
+"""Pure-Python building blocks that any domain may import."""

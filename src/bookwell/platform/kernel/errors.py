@@ -1,0 +1,86 @@
+"""Domain errors: each carries a stable snake_case code and a kind that the HTTP layer maps to a status."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class ErrorKind(enum.Enum):
+    """What went wrong, in words the HTTP layer turns into a status code."""
+
+    INVALID = "invalid"  # 422
+    NOT_FOUND = "not_found"  # 404
+    CONFLICT = "conflict"  # 409
+    PRECONDITION_FAILED = "precondition_failed"  # 412
+    PRECONDITION_REQUIRED = "precondition_required"  # 428
+    BAD_REQUEST = "bad_request"  # 400
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One offending part of a request, located by a JSON Pointer."""
+
+    pointer: str
+    detail: str
+
+
+class DomainError(Exception):
+    """Base of every error a context raises on purpose."""
+
+    kind: ErrorKind = ErrorKind.INVALID
+    code: str = "invalid_request"
+    title: str = "Invalid request"
+
+    def __init__(self, detail: str, *, errors: tuple[FieldError, ...] = ()) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
+class InvalidInput(DomainError):
+    """The request is well-formed but breaks a domain rule."""
+
+    kind = ErrorKind.INVALID
+    code = "validation_failed"
+    title = "Validation failed"
+
+
+class NotFound(DomainError):
+    """No such object in the caller's organization."""
+
+    kind = ErrorKind.NOT_FOUND
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    """The request conflicts with the current state."""
+
+    kind = ErrorKind.CONFLICT
+    code = "conflict"
+    title = "Conflict"
+
+
+class PreconditionFailed(DomainError):
+    """The version the caller holds is no longer current."""
+
+    kind = ErrorKind.PRECONDITION_FAILED
+    code = "precondition_failed"
+    title = "Precondition failed"
+
+
+class PreconditionRequired(DomainError):
+    """The operation needs a precondition (If-Match) that was not sent."""
+
+    kind = ErrorKind.PRECONDITION_REQUIRED
+    code = "precondition_required"
+    title = "Precondition required"
+
+
+class BadRequest(DomainError):
+    """The request cannot be understood (a garbled cursor, a bad header)."""
+
+    kind = ErrorKind.BAD_REQUEST
+    code = "bad_request"
+    title = "Bad request"

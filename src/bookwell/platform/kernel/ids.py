@@ -1,0 +1,34 @@
+"""Prefixed, time-sortable identifiers: `res_` + 26 Crockford base32 characters (48-bit ms time, 80 random bits)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+PREFIXES = frozenset({"org", "key", "res", "bkg", "pay", "rfd", "evt", "whe", "whd"})
+_ID_RE = re.compile(r"^([a-z]{3})_([0-9A-HJKMNP-TV-Z]{26})$")
+
+
+def _base32(value: int, length: int) -> str:
+    chars = []
+    for _ in range(length):
+        value, digit = divmod(value, 32)
+        chars.append(_ALPHABET[digit])
+    return "".join(reversed(chars))
+
+
+def new_id(prefix: str, *, now_ms: int | None = None) -> str:
+    """A new id of the given type; ids made later sort after ids made earlier (to the millisecond)."""
+    if prefix not in PREFIXES:
+        raise ValueError(f"unknown id prefix {prefix!r}")
+    millis = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+    body = (millis << 80) | secrets.randbits(80)
+    return f"{prefix}_{_base32(body, 26)}"
+
+
+def is_id(value: str, prefix: str) -> bool:
+    """Whether `value` is a well-formed id of the given type."""
+    match = _ID_RE.match(value)
+    return bool(match) and match.group(1) == prefix  # type: ignore[union-attr]

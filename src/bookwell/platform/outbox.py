@@ -1,0 +1,61 @@
+"""The transactional outbox: events are rows written in the same transaction as the change they describe."""
+
+from __future__ import annotations
+
+import structlog
+from sqlalchemy import JSON
+from sqlalchemy import Column
+from sqlalchemy import Connection
+from sqlalchemy import Index
+from sqlalchemy import String
+from sqlalchemy import Table
+from sqlalchemy import text
+
+from bookwell.platform.db import UtcDateTime
+from bookwell.platform.db import metadata
+from bookwell.platform.kernel.clock import utcnow
+from bookwell.platform.kernel.events import Event
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", String(30), primary_key=True),
+    Column("organization_id", String(30), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("aggregate_id", String(30), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("request_id", String(128)),
+    Column("traceparent", String(64)),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime),
+    Index(
+        "ix_outbox_unsent",
+        "created_at",
+        sqlite_where=text("sent_at IS NULL"),
+        postgresql_where=text("sent_at IS NULL"),
+    ),
+    Index("ix_outbox_organization_id_type_id", "organization_id", "type", "id"),
+)
+
+
+class SqlOutbox:
+    """Records events on the unit of work's connection; they commit or roll back with it."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def add(self, event: Event) -> None:
+        """Insert one event, stamped with the current request's id and trace context."""
+        context = structlog.contextvars.get_contextvars()
+        self._connection.execute(
+            outbox.insert().values(
+                id=event.id,
+                organization_id=event.organization_id,
+                type=event.type,
+                aggregate_id=event.aggregate_id,
+                payload={"object": event.object},
+                request_id=context.get("request_id"),
+                traceparent=context.get("traceparent"),
+                created_at=utcnow(),
+            )
+        )

@@ -1,0 +1,50 @@
+"""Typed settings from `BOOKWELL_*` environment variables; refuses default secrets outside development."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel
+from pydantic import ConfigDict
+from pydantic import Field
+from pydantic import model_validator
+
+DEV_SECRET_KEY = "dev-only-secret-key-never-use-in-production"  # noqa: S105 - refused outside development
+
+
+class Settings(BaseModel):
+    """Everything the process reads from its environment, validated once at start-up."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    env: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite:///var/bookwell.db"
+    secret_key: str = DEV_SECRET_KEY
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+    db_max_overflow: int = Field(default=5, ge=0, le=100)
+    db_pool_timeout_s: float = Field(default=5.0, gt=0)
+    db_connect_timeout_s: int = Field(default=3, ge=1)
+    db_statement_timeout_ms: int = Field(default=5000, ge=0)
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    readyz_timeout_s: float = Field(default=2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.env == "production" and (self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32):
+            raise ValueError("BOOKWELL_SECRET_KEY must be set to a random value of 32+ characters in production")
+        return self
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """Read `BOOKWELL_<FIELD>` variables (e.g. `BOOKWELL_DATABASE_URL`); explicit overrides win."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name in cls.model_fields:
+            key = f"BOOKWELL_{name.upper()}"
+            if key in environ:
+                values[name] = environ[key]
+        values.update(overrides)
+        return cls.model_validate(values)
