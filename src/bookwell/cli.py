@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
@@ -38,7 +37,7 @@ def _container(ctx: click.Context) -> Container:
 def main(ctx: click.Context) -> None:
     """Bookwell's command line. Settings come from BOOKWELL_* environment variables."""
     settings = Settings.from_env()
-    configure_logging(settings.log_level, stream=sys.stderr)  # stdout is for results
+    configure_logging(settings.log_level, stream="stderr")  # stdout is for results
     ctx.obj = bootstrap(settings)
     ctx.call_on_close(ctx.obj.database.dispose)
 

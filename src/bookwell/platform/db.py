@@ -107,8 +107,6 @@ def _create_engine(settings: Settings) -> Engine:
 
 def _sqlite_engine(settings: Settings) -> Engine:
     url = make_url(settings.database_url)
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
         connect_args={
@@ -117,6 +115,12 @@ def _sqlite_engine(settings: Settings) -> Engine:
         },
     )
     busy_ms = settings.sqlite_busy_timeout_ms
+
+    @event.listens_for(engine, "do_connect")
+    def _make_directory(_dialect: Any, _record: Any, _args: Any, _kwargs: Any) -> None:
+        # SQLite creates the file but not its folder; doing it here keeps start-up free of I/O.
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

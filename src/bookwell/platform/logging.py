@@ -34,14 +34,32 @@ def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, A
     return event_dict
 
 
-def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Send structlog and the standard library's logging through one JSON renderer (stdout by default)."""
+class _StandardStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stdout` (or `sys.stderr`) is when a line is logged, so redirection works."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self._name = name
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        stream: TextIO = getattr(sys, self._name)
+        return stream
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        """The stream is looked up on every write; there is nothing to set."""
+
+
+def configure_logging(level: str = "INFO", stream: str = "stdout") -> None:
+    """Send structlog and the standard library's logging through one JSON renderer on `sys.<stream>`."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
-        structlog.processors.dict_tracebacks,
+        # Tracebacks as data, without local variables: locals are where secrets hide.
+        structlog.processors.ExceptionRenderer(structlog.tracebacks.ExceptionDictTransformer(show_locals=False)),
         redact_secrets,
     ]
     structlog.configure(
@@ -50,7 +68,7 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(stream or sys.stdout)
+    handler = _StandardStreamHandler(stream)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

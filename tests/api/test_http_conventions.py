@@ -1,0 +1,126 @@
+"""Every error is problem+json, Werkzeug's and unexpected ones too; request ids; one log line per request."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from flask import Flask
+
+from bookwell.app import create_app
+from bookwell.catalog import service as catalog_service
+from tests.api.conftest import RESOURCE
+from tests.api.conftest import Api
+from tests.api.conftest import Org
+from tests.api.conftest import problem
+from tests.conftest import settings_for
+
+
+def test_unknown_route_is_404(api: Api) -> None:
+    problem(api.get("/v1/nothing-here", validate=False), 404, "not_found")
+
+
+def test_wrong_method_is_405_with_allow(api: Api) -> None:
+    response = api.request("PUT", "/v1/resources", validate=False)
+    problem(response, 405, "method_not_allowed")
+    assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "POST"}
+
+
+def test_body_over_64_kib_is_413(api: Api) -> None:
+    body = json.dumps(RESOURCE | {"description": "x" * (65 * 1024)})
+    problem(api.post("/v1/resources", data=body, content_type="application/json"), 413, "payload_too_large")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_that_is_not_json_is_415(api: Api, content_type: str | None) -> None:
+    kwargs = {"content_type": content_type} if content_type else {}
+    problem(api.post("/v1/resources", data=json.dumps(RESOURCE), **kwargs), 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize("raw", ["{", "", "{'name': 1}", "[1,", "\xff"])
+def test_malformed_json_is_400(api: Api, raw: str) -> None:
+    problem(api.post("/v1/resources", data=raw, content_type="application/json"), 400, "malformed_json")
+
+
+@pytest.mark.parametrize("raw", ["[]", "null", "42", '"text"'])
+def test_json_that_is_not_an_object_is_422(api: Api, raw: str) -> None:
+    problem(api.post("/v1/resources", data=raw, content_type="application/json"), 422, "validation_failed")
+
+
+def test_unexpected_error_is_500_with_request_id_and_nothing_internal(
+    api: Api, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def explode(**_: object) -> None:
+        raise RuntimeError("connection string postgres://admin:hunter2@db")
+
+    monkeypatch.setattr(catalog_service, "list_resources", explode)
+    response = api.get("/v1/resources", headers={"X-Request-ID": "trace-me-500"})
+    body = problem(response, 500, "internal_error")
+    assert body["request_id"] == "trace-me-500"
+    text = response.get_data(as_text=True)
+    assert "hunter2" not in text
+    assert "Traceback" not in text
+    assert "RuntimeError" not in text
+    out = capsys.readouterr().out
+    assert "locals" not in out
+    logged = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    errors = [line for line in logged if line["event"] == "unhandled_exception"]
+    assert errors
+    assert errors[0]["request_id"] == "trace-me-500"
+
+
+def test_a_well_formed_request_id_is_echoed_and_a_bad_one_replaced(api: Api) -> None:
+    assert api.get("/v1/organization", headers={"X-Request-ID": "abc-123.X_y"}).headers["X-Request-ID"] == "abc-123.X_y"
+    for bad in ["has space", "x" * 129, "semi;colon"]:
+        replaced = api.get("/v1/organization", headers={"X-Request-ID": bad}).headers["X-Request-ID"]
+        assert replaced != bad
+        assert len(replaced) == 32
+    assert api.get("/livez").headers["X-Request-ID"]
+
+
+def test_one_structured_log_line_per_request_without_secrets(
+    api: Api, org: Org, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    created = api.post("/v1/api-keys", json={"name": "k", "scopes": ["events:read"]}).get_json()
+    api.get(f"/v1/resources/{'res_' + '0' * 26}", headers={"X-Request-ID": "req-42"})
+    out = capsys.readouterr().out
+    assert org.token not in out
+    assert created["secret"] not in out
+    lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    access = [line for line in lines if line["logger"] == "bookwell.access"]
+    assert len(access) == 2
+    last = access[-1]
+    assert last["request_id"] == "req-42"
+    assert last["route"] == "/v1/resources/<resource_id>"
+    assert (last["method"], last["status"], last["organization_id"]) == ("GET", 404, org.id)
+    assert isinstance(last["duration_ms"], float)
+
+
+def test_liveness_and_readiness(anonymous: Api) -> None:
+    assert anonymous.get("/livez").get_json() == {"status": "ok"}
+    assert anonymous.get("/readyz").get_json() == {"status": "ok", "checks": {"database": "ok"}}
+
+
+@pytest.mark.parametrize("url", ["postgresql://nobody@127.0.0.1:1/none", "sqlite:////proc/no-such-dir/bookwell.db"])
+def test_readiness_is_503_when_the_database_is_unreachable(url: str) -> None:
+    app = create_app(settings_for(url).model_copy(update={"readyz_timeout_s": 1.0}))
+    response = Api(app.test_client()).get("/readyz")
+    problem(response, 503, "dependency_unavailable")
+    assert "database" in response.get_json()["detail"]
+
+
+def test_contract_and_docs_are_served_locally(anonymous: Api, app: Flask) -> None:
+    contract = anonymous.get("/openapi/v1.json").get_json()
+    assert contract["openapi"] == "3.1.0"
+    page = anonymous.get("/docs")
+    assert page.mimetype == "text/html"
+    html = page.get_data(as_text=True)
+    assert "/openapi/v1.json" in html
+    assert "https://" not in html  # no CDN
+    for asset in ["/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"]:
+        assert asset in html
+        response = anonymous.get(asset, validate=False)
+        assert response.status_code == 200
+        assert len(response.get_data()) > 10_000
+        response.close()
