@@ -108,10 +108,10 @@ def sqlite_database(tmp_path: Path) -> Iterator[Database]:
 
 
 @pytest.fixture
-def postgres_database(migrated_postgres: Database) -> Iterator[Database]:
+def postgres_database(migrated_postgres: Database) -> Database:
     """The session's PostgreSQL database, emptied before the test."""
     _empty(migrated_postgres)
-    yield migrated_postgres
+    return migrated_postgres
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,9 +92,9 @@ class Org:
 
 
 @pytest.fixture
-def app(sqlite_database: Database) -> Iterator[Flask]:
+def app(sqlite_database: Database) -> Flask:
     settings = sqlite_database.settings
-    yield create_app(settings, container=bootstrap(settings, database=sqlite_database))
+    return create_app(settings, container=bootstrap(settings, database=sqlite_database))
 
 
 @pytest.fixture

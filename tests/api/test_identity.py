@@ -30,7 +30,7 @@ def test_a_new_key_shows_its_secret_once_and_works(api: Api) -> None:
     assert created["secret"].startswith(f"bw_{created['prefix']}_")
     assert created["scopes"] == ["resources:read"]
     listed = api.get("/v1/api-keys").get_json()["data"]
-    assert [k["id"] for k in listed][0] == created["id"]
+    assert next(k["id"] for k in listed) == created["id"]
     assert all("secret" not in k and "secret_hash" not in k for k in listed)
     assert api.as_(created["secret"]).get("/v1/resources").status_code == 200
 

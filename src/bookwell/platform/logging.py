@@ -41,7 +41,7 @@ class _StandardStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__()
         self._name = name
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         stream: TextIO = getattr(sys, self._name)
         return stream
