@@ -3,23 +3,13 @@
 
 from __future__ import annotations
 
-from pydantic import (
-    AnyUrl,
-    AwareDatetime,
-    BaseModel,
-    ConfigDict,
-    Field,
-    RootModel,
-    conint,
-    constr,
-)
+from pydantic import AnyUrl, AwareDatetime, BaseModel, ConfigDict, Field, RootModel, conint, constr
 from enum import StrEnum
 
 
 class Error(BaseModel):
     pointer: str = Field(
-        ...,
-        description="JSON Pointer into the request: the body, or `/query/<name>` for a query parameter.",
+        ..., description="JSON Pointer into the request: the body, or `/query/<name>` for a query parameter."
     )
     detail: str
 
@@ -90,10 +80,7 @@ class ApiKey(BaseModel):
     id: ApiKeyId
     name: str
     scopes: list[Scope]
-    prefix: str = Field(
-        ...,
-        description="The key's public lookup part, to recognise it by (`bw_<prefix>_...`).",
-    )
+    prefix: str = Field(..., description="The key's public lookup part, to recognise it by (`bw_<prefix>_...`).")
     created_at: Timestamp
     last_used_at: Timestamp | None
     revoked_at: Timestamp | None
@@ -119,8 +106,7 @@ class Money(BaseModel):
 
 class TimeOfDay(RootModel[constr(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]):
     root: constr(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$") = Field(
-        ...,
-        description="Local wall-clock time `HH:MM`; `24:00` may end an interval and means midnight.",
+        ..., description="Local wall-clock time `HH:MM`; `24:00` may end an interval and means midnight."
     )
 
 
@@ -161,9 +147,7 @@ class ResourceDescription(RootModel[constr(max_length=2000)]):
 
 
 class Timezone(RootModel[constr(min_length=1, max_length=64)]):
-    root: constr(min_length=1, max_length=64) = Field(
-        ..., description="IANA time zone, e.g. `Europe/Berlin`."
-    )
+    root: constr(min_length=1, max_length=64) = Field(..., description="IANA time zone, e.g. `Europe/Berlin`.")
 
 
 class Capacity(RootModel[conint(ge=1, le=1000)]):
@@ -171,9 +155,7 @@ class Capacity(RootModel[conint(ge=1, le=1000)]):
 
 
 class SlotMinutes(RootModel[conint(ge=5, le=1440)]):
-    root: conint(ge=5, le=1440) = Field(
-        ..., description="Slot length; must divide a day (1440) evenly."
-    )
+    root: conint(ge=5, le=1440) = Field(..., description="Slot length; must divide a day (1440) evenly.")
 
 
 class SlotCount(RootModel[conint(ge=1, le=288)]):

@@ -205,11 +205,17 @@ def _parse_body(model: type[BaseModel]) -> BaseModel:
         raise _invalid(error, "") from error
 
 
-def _parse_query(model: type[BaseModel]) -> BaseModel:
-    names = model.model_fields
-    values = {name: request.args.get(name) for name in names if name in request.args}
+def _parse_query(model: type[BaseModel] | None) -> BaseModel | None:
+    declared = {field.alias or name for name, field in model.model_fields.items()} if model else set()
+    unknown = sorted(set(request.args) - declared)
+    if unknown:
+        # A misspelt filter silently ignored would answer a different question than the one asked.
+        errors = tuple(FieldError(_pointer("/query", (name,)), "unknown query parameter") for name in unknown)
+        raise HttpProblem(422, "validation_failed", "Validation failed", "Unknown query parameters.", errors=errors)
+    if model is None:
+        return None
     try:
-        return model.model_validate(values)
+        return model.model_validate({name: request.args[name] for name in declared if name in request.args})
     except ValidationError as error:
         raise _invalid(error, "/query") from error
 
@@ -248,7 +254,7 @@ def _endpoint(operation: Operation, view: View, authenticator: Authenticator) ->
     def endpoint(**path_values: str) -> ResponseReturnValue:
         principal = None if operation.scopes is None else authenticate(authenticator, operation.scopes)
         body = None if operation.body_model is None else _parse_body(operation.body_model)
-        query = None if operation.query_model is None else _parse_query(operation.query_model)
+        query = _parse_query(operation.query_model)
         path = _parse_path(operation, path_values)
         return view(
             Call(
