@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-import zoneinfo
+import importlib.resources
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,7 +52,9 @@ class StaleResource(PreconditionFailed):
 
 @functools.cache
 def _timezones() -> frozenset[str]:
-    return frozenset(zoneinfo.available_timezones())
+    # The pinned tzdata package's list, not the host's zoneinfo folder (which also holds
+    # names such as "localtime" that mean something different on every machine).
+    return frozenset(importlib.resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split())
 
 
 def _minutes(hhmm: str) -> int:

@@ -1,0 +1,111 @@
+"""The engine settings and the unit of work's guarantees, on each database."""
+
+from __future__ import annotations
+
+import pytest
+import structlog
+from sqlalchemy import select
+from sqlalchemy import text
+
+from bookwell.catalog.adapters.sql import SqlCatalogUnitOfWork
+from bookwell.catalog.adapters.sql import resources
+from bookwell.catalog.domain import create_resource
+from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
+from bookwell.identity.domain import create_organization
+from bookwell.platform.db import Database
+from bookwell.platform.kernel.clock import utcnow
+from bookwell.platform.outbox import outbox
+
+FIELDS = {
+    "name": "Room",
+    "timezone": "Europe/Paris",
+    "slot_minutes": 30,
+    "opening_hours": {"tuesday": [["09:00", "18:00"]]},
+    "price_per_slot": {"amount": 900, "currency": "EUR"},
+}
+
+
+def organization(database: Database) -> str:
+    org = create_organization("Acme", utcnow())
+    with SqlIdentityUnitOfWork(database) as uow:
+        uow.organizations.add(org)
+        uow.commit()
+    return org.id
+
+
+def test_sqlite_runs_in_wal_with_foreign_keys(sqlite_database: Database) -> None:
+    with sqlite_database.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 5000
+
+
+@pytest.mark.postgres
+def test_postgresql_sessions_carry_the_statement_timeout(postgres_database: Database) -> None:
+    with postgres_database.engine.connect() as connection:
+        assert connection.execute(text("SHOW statement_timeout")).scalar() == "5s"
+        assert connection.execute(text("SHOW application_name")).scalar() == "bookwell"
+
+
+def test_nothing_survives_a_unit_of_work_that_did_not_commit(database: Database) -> None:
+    org_id = organization(database)
+    resource = create_resource(organization_id=org_id, fields=FIELDS, now=utcnow())
+    with pytest.raises(RuntimeError, match="boom"), SqlCatalogUnitOfWork(database) as uow:
+        uow.resources.add(resource)
+        uow.events.add(resource.event("created"))
+        raise RuntimeError("boom")
+    with database.engine.connect() as connection:
+        assert connection.execute(select(resources)).all() == []
+        assert connection.execute(select(outbox)).all() == []
+
+
+def test_a_change_and_its_event_commit_together_with_the_request_context(database: Database) -> None:
+    org_id = organization(database)
+    resource = create_resource(organization_id=org_id, fields=FIELDS, now=utcnow())
+    structlog.contextvars.bind_contextvars(request_id="req-1", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+    try:
+        with SqlCatalogUnitOfWork(database) as uow:
+            uow.resources.add(resource)
+            uow.events.add(resource.event("created"))
+            uow.commit()
+    finally:
+        structlog.contextvars.clear_contextvars()
+    with SqlCatalogUnitOfWork(database, readonly=True) as uow:
+        assert uow.resources.get(org_id, resource.id) == resource
+    with database.engine.connect() as connection:
+        row = connection.execute(select(outbox)).one()
+    assert (row.type, row.aggregate_id, row.request_id) == ("resource.created", resource.id, "req-1")
+    assert row.payload == {"object": resource.snapshot()}
+    assert row.sent_at is None
+    assert row.created_at.tzinfo is not None
+
+
+def test_save_refuses_a_version_that_moved_on(database: Database) -> None:
+    org_id = organization(database)
+    resource = create_resource(organization_id=org_id, fields=FIELDS, now=utcnow())
+    with SqlCatalogUnitOfWork(database) as uow:
+        uow.resources.add(resource)
+        uow.commit()
+    resource.update({"capacity": 2}, utcnow())
+    with SqlCatalogUnitOfWork(database) as uow:
+        assert uow.resources.save(resource, previous_version=7) is False
+        assert uow.resources.save(resource, previous_version=1) is True
+        uow.commit()
+    with SqlCatalogUnitOfWork(database, readonly=True) as uow:
+        stored = uow.resources.get(org_id, resource.id)
+    assert stored is not None
+    assert (stored.capacity, stored.version) == (2, 2)
+
+
+def test_the_database_rejects_what_the_domain_would_never_write(database: Database) -> None:
+    org_id = organization(database)
+    resource = create_resource(organization_id=org_id, fields=FIELDS, now=utcnow())
+    resource.capacity = 0  # bypassing the domain's rules: the schema is the second wall
+    with pytest.raises(Exception, match=r"(?i)check|constraint"), SqlCatalogUnitOfWork(database) as uow:
+        uow.resources.add(resource)
+        uow.commit()
+
+
+def test_a_read_only_unit_of_work_cannot_commit(database: Database) -> None:
+    with pytest.raises(RuntimeError, match="read-only"), SqlCatalogUnitOfWork(database, readonly=True) as uow:
+        uow.commit()

@@ -1,0 +1,45 @@
+"""Cursor signing and log redaction."""
+
+from __future__ import annotations
+
+import pytest
+
+from bookwell.platform.http.pagination import CursorCodec
+from bookwell.platform.http.problems import HttpProblem
+from bookwell.platform.logging import REDACTED
+from bookwell.platform.logging import redact_secrets
+
+
+def test_a_cursor_round_trips_only_on_its_own_list_and_key() -> None:
+    codec = CursorCodec("k1")
+    cursor = codec.encode("listResources", "res_01ABC")
+    assert codec.decode("listResources", cursor) == "res_01ABC"
+    with pytest.raises(HttpProblem):
+        codec.decode("listApiKeys", cursor)
+    with pytest.raises(HttpProblem):
+        CursorCodec("k2").decode("listResources", cursor)
+
+
+@pytest.mark.parametrize("garbage", ["", "=", "a", "!!!!", "eyJsIjoibGlzdFJlc291cmNlcyIsImEiOiJ4In0"])
+def test_garbage_cursors_are_400(garbage: str) -> None:
+    with pytest.raises(HttpProblem) as error:
+        CursorCodec("k").decode("listResources", garbage)
+    assert (error.value.status, error.value.code) == (400, "invalid_cursor")
+
+
+def test_secrets_are_redacted_by_name_and_by_shape() -> None:
+    token = "bw_0123456789abcdef_" + "s" * 43
+    event = redact_secrets(
+        None,
+        "info",
+        {
+            "event": f"called with {token}",
+            "headers": {"Authorization": "Bearer abc", "Accept": "json"},
+            "note": "Bearer xyz.abc",
+            "password": "hunter2",
+        },
+    )
+    assert token not in str(event)
+    assert event["headers"] == {"Authorization": REDACTED, "Accept": "json"}
+    assert event["note"] == f"Bearer {REDACTED}"
+    assert event["password"] == REDACTED

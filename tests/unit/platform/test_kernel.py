@@ -1,0 +1,44 @@
+"""Ids, time formatting and settings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+
+import pytest
+from pydantic import ValidationError
+
+from bookwell.platform.kernel.clock import rfc3339
+from bookwell.platform.kernel.ids import is_id
+from bookwell.platform.kernel.ids import new_id
+from bookwell.settings import Settings
+
+
+def test_ids_carry_their_type_and_sort_by_creation_time() -> None:
+    earlier = new_id("res", now_ms=1_700_000_000_000)
+    later = new_id("res", now_ms=1_700_000_000_001)
+    assert earlier < later
+    assert is_id(earlier, "res")
+    assert not is_id(earlier, "key")
+    assert len({new_id("evt", now_ms=1) for _ in range(1000)}) == 1000
+    with pytest.raises(ValueError, match="unknown id prefix"):
+        new_id("xyz")
+
+
+def test_rfc3339_is_utc_with_z() -> None:
+    moment = datetime(2026, 3, 29, 3, 30, 15, 999, tzinfo=timezone(timedelta(hours=2)))
+    assert rfc3339(moment) == "2026-03-29T01:30:15Z"
+
+
+def test_settings_come_from_bookwell_variables() -> None:
+    settings = Settings.from_env({"BOOKWELL_DATABASE_URL": "postgresql://db/x", "BOOKWELL_DB_POOL_SIZE": "9"})
+    assert (settings.database_url, settings.db_pool_size) == ("postgresql://db/x", 9)
+
+
+@pytest.mark.parametrize("secret", [None, "short"])
+def test_production_refuses_a_default_or_weak_secret(secret: str | None) -> None:
+    environ = {"BOOKWELL_ENV": "production"} | ({"BOOKWELL_SECRET_KEY": secret} if secret else {})
+    with pytest.raises(ValidationError, match="BOOKWELL_SECRET_KEY"):
+        Settings.from_env(environ)
+    assert Settings.from_env({"BOOKWELL_ENV": "production", "BOOKWELL_SECRET_KEY": "k" * 40}).env == "production"
