@@ -33,8 +33,8 @@ class Settings(BaseModel):
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:
-        if self.env == "production" and (self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32):
-            raise ValueError("BOOKWELL_SECRET_KEY must be set to a random value of 32+ characters in production")
+        if self.env != "development" and (self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32):
+            raise ValueError(f"BOOKWELL_SECRET_KEY must be a random value of 32+ characters when env is {self.env}")
         return self
 
     @classmethod

@@ -17,6 +17,7 @@ from bookwell.platform.kernel.errors import FieldError
 from bookwell.platform.kernel.errors import InvalidInput
 from bookwell.platform.kernel.errors import NotFound
 from bookwell.platform.kernel.ids import new_id
+from bookwell.platform.kernel.principal import Principal
 
 SCOPES = frozenset(
     {
@@ -125,6 +126,14 @@ class ApiKey:
             "last_used_at": rfc3339(self.last_used_at) if self.last_used_at else None,
             "revoked_at": rfc3339(self.revoked_at) if self.revoked_at else None,
         }
+
+
+@dataclass(frozen=True)
+class Authentication:
+    """A verified credential, and whether its `last_used_at` is due to be written."""
+
+    principal: Principal
+    usage_due: bool
 
 
 def _clean_name(name: str) -> str:

@@ -6,6 +6,7 @@ from bookwell.identity.domain import MANAGE_KEYS
 from bookwell.identity.domain import SCOPES
 from bookwell.identity.domain import ApiKey
 from bookwell.identity.domain import ApiKeyNotFound
+from bookwell.identity.domain import Authentication
 from bookwell.identity.domain import LastManagingKey
 from bookwell.identity.domain import Organization
 from bookwell.identity.domain import OrganizationNotFound
@@ -80,17 +81,24 @@ def revoke_api_key(*, uow: IdentityUnitOfWork, organization_id: str, api_key_id:
     return key
 
 
-def authenticate(*, uow: IdentityUnitOfWork, token: str) -> Principal | None:
-    """The principal of a token, or None if it is malformed, unknown or revoked."""
+def authenticate(*, uow: IdentityUnitOfWork, token: str) -> Authentication | None:
+    """Who holds this token, or None if it is malformed, unknown or revoked; reads only."""
     parsed = parse_token(token)
     if parsed is None:
         return None
     prefix, secret = parsed
     with uow:
         key = uow.api_keys.by_prefix(prefix)
-        if key is None or not key.verify(secret):
-            return None
-        if key.touch(utcnow()):
+    if key is None or not key.verify(secret):
+        return None
+    principal = Principal(organization_id=key.organization_id, credential_id=key.id, scopes=key.scopes)
+    return Authentication(principal=principal, usage_due=key.touch(utcnow()))
+
+
+def record_key_use(*, uow: IdentityUnitOfWork, organization_id: str, api_key_id: str) -> None:
+    """Move the key's `last_used_at` forward (at most once per resolution; repeats are no-ops)."""
+    with uow:
+        key = uow.api_keys.get(organization_id, api_key_id)
+        if key is not None and key.touch(utcnow()):
             uow.api_keys.save_usage(key)
             uow.commit()
-    return Principal(organization_id=key.organization_id, credential_id=key.id, scopes=key.scopes)

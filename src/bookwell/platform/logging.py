@@ -14,11 +14,13 @@ import structlog
 _SECRET_KEY = re.compile(r"authorization|secret|password|token|api_key|cookie", re.IGNORECASE)
 _BEARER = re.compile(r"(?i)\b(bearer\s+)\S+")
 _API_KEY = re.compile(r"\bbw_[A-Za-z0-9]+_[A-Za-z0-9_-]+")
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
 REDACTED = "[redacted]"
 
 
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
+        value = _URL_PASSWORD.sub(r"\1" + REDACTED + "@", value)
         return _API_KEY.sub(REDACTED, _BEARER.sub(r"\1" + REDACTED, value))
     if isinstance(value, dict):
         return {k: REDACTED if _SECRET_KEY.search(str(k)) else _redact_value(v) for k, v in value.items()}
@@ -28,7 +30,7 @@ def _redact_value(value: Any) -> Any:
 
 
 def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Mask fields named like secrets and anything shaped like a bearer token or an API key."""
+    """Mask fields named like secrets, and bearer tokens, API keys and URL passwords wherever they appear."""
     for key, value in list(event_dict.items()):
         event_dict[key] = REDACTED if _SECRET_KEY.search(key) else _redact_value(value)
     return event_dict

@@ -21,10 +21,10 @@ def test_an_organization_comes_with_one_key_holding_every_scope() -> None:
     uow = FakeIdentityUnitOfWork()
     organization, token = service.create_organization(uow=uow, name="  Acme  ")
     assert organization.name == "Acme"
-    principal = service.authenticate(uow=uow, token=token)
-    assert principal is not None
-    assert principal.organization_id == organization.id
-    assert principal.scopes == SCOPES
+    found = service.authenticate(uow=uow, token=token)
+    assert found is not None
+    assert found.principal.organization_id == organization.id
+    assert found.principal.scopes == SCOPES
 
 
 def test_only_the_hash_of_the_secret_is_stored() -> None:
@@ -55,17 +55,26 @@ def test_a_revoked_key_stops_authenticating() -> None:
     assert service.authenticate(uow=uow, token=admin) is not None
 
 
-def test_last_used_at_is_written_at_most_once_a_minute() -> None:
+def test_authentication_only_reads_and_says_when_last_used_at_is_due() -> None:
     uow = FakeIdentityUnitOfWork()
-    _, token = service.create_organization(uow=uow, name="Acme")
-    service.authenticate(uow=uow, token=token)
+    organization, token = service.create_organization(uow=uow, name="Acme")
     commits = uow.commits
-    service.authenticate(uow=uow, token=token)
+    found = service.authenticate(uow=uow, token=token)
+    assert found is not None
+    assert found.usage_due
     assert uow.commits == commits
+    service.record_key_use(uow=uow, organization_id=organization.id, api_key_id=found.principal.credential_id)
+    assert uow.commits == commits + 1
+    again = service.authenticate(uow=uow, token=token)
+    assert again is not None
+    assert not again.usage_due
+    service.record_key_use(uow=uow, organization_id=organization.id, api_key_id=found.principal.credential_id)
+    assert uow.commits == commits + 1  # within the minute: nothing to write
     [stored] = uow.state["api_keys"].values()
     stored.last_used_at -= timedelta(minutes=2)
-    service.authenticate(uow=uow, token=token)
-    assert uow.commits == commits + 1
+    later = service.authenticate(uow=uow, token=token)
+    assert later is not None
+    assert later.usage_due
 
 
 def test_the_last_managing_key_is_kept_and_the_check_is_serialised() -> None:

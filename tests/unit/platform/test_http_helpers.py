@@ -37,8 +37,11 @@ def test_secrets_are_redacted_by_name_and_by_shape() -> None:
             "headers": {"Authorization": "Bearer abc", "Accept": "json"},
             "note": "Bearer xyz.abc",
             "password": "hunter2",
+            "error": "could not connect to postgresql://admin:hunter2@db:5432/app",
         },
     )
+    assert "hunter2" not in str(event)
+    assert event["error"] == f"could not connect to postgresql://admin:{REDACTED}@db:5432/app"
     assert token not in str(event)
     assert event["headers"] == {"Authorization": REDACTED, "Accept": "json"}
     assert event["note"] == f"Bearer {REDACTED}"

@@ -36,9 +36,10 @@ def test_settings_come_from_bookwell_variables() -> None:
     assert (settings.database_url, settings.db_pool_size) == ("postgresql://db/x", 9)
 
 
+@pytest.mark.parametrize("env", ["production", "test"])
 @pytest.mark.parametrize("secret", [None, "short"])
-def test_production_refuses_a_default_or_weak_secret(secret: str | None) -> None:
-    environ = {"BOOKWELL_ENV": "production"} | ({"BOOKWELL_SECRET_KEY": secret} if secret else {})
+def test_outside_development_a_default_or_weak_secret_is_refused(env: str, secret: str | None) -> None:
+    environ = {"BOOKWELL_ENV": env} | ({"BOOKWELL_SECRET_KEY": secret} if secret else {})
     with pytest.raises(ValidationError, match="BOOKWELL_SECRET_KEY"):
         Settings.from_env(environ)
     assert Settings.from_env({"BOOKWELL_ENV": "production", "BOOKWELL_SECRET_KEY": "k" * 40}).env == "production"
