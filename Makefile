@@ -8,7 +8,8 @@ MODELS := src/bookwell/contract/v1.py
 CODEGEN = $(BIN)/datamodel-codegen --input contracts/openapi/v1.yaml --input-file-type openapi \
 	--output-model-type pydantic_v2.BaseModel --openapi-scopes schemas paths parameters \
 	--use-operation-id-as-name --target-python-version 3.11 --formatters ruff-format \
-	--disable-timestamp --custom-file-header-path contracts/generated-header.txt
+	--disable-timestamp --custom-file-header-path contracts/generated-header.txt \
+	--type-overrides '{"Instant": "bookwell.contract.types.Instant"}'
 
 .PHONY: run test lint typecheck imports contract-models contract-check lock clean
 

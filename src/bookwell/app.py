@@ -6,6 +6,7 @@ from pathlib import Path
 
 from flask import Flask
 
+from bookwell.booking import api as booking_api
 from bookwell.bootstrap import Container
 from bookwell.bootstrap import bootstrap
 from bookwell.catalog import api as catalog_api
@@ -18,6 +19,8 @@ from bookwell.platform.http import pagination
 from bookwell.platform.http import problems
 from bookwell.platform.http.contract import Contract
 from bookwell.platform.http.contract import bind
+from bookwell.platform.http.events import event_views
+from bookwell.platform.http.idempotency import Idempotency
 from bookwell.platform.logging import configure_logging
 from bookwell.settings import Settings
 
@@ -43,12 +46,15 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     operations.init_app(app)
     identity_api.init_app(app, container.identity_uow)
     catalog_api.init_app(app, container.catalog_uow)
+    booking_api.init_app(app, container.booking_uow)
 
     v1 = Contract.load(CONTRACT_V1, v1_models)
     views = {
         **operations.operation_views(v1, {"database": container.database.ping}),
         **identity_api.views,
         **catalog_api.views,
+        **booking_api.views,
+        **event_views(container.database),
     }
-    bind(app, v1, views, identity_facade.authenticator(container.identity_uow))
+    bind(app, v1, views, identity_facade.authenticator(container.identity_uow), Idempotency(container.database))
     return app

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
+from bookwell.booking.adapters.sql import SqlBookingUnitOfWork
+from bookwell.booking.ports import BookingUnitOfWork
 from bookwell.catalog.adapters.sql import SqlCatalogUnitOfWork
 from bookwell.catalog.ports import CatalogUnitOfWork
 from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
@@ -22,6 +24,7 @@ class Container:
     database: Database
     identity_uow: Callable[..., IdentityUnitOfWork]
     catalog_uow: Callable[..., CatalogUnitOfWork]
+    booking_uow: Callable[..., BookingUnitOfWork]
 
 
 def bootstrap(settings: Settings, *, database: Database | None = None) -> Container:
@@ -32,4 +35,5 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Contai
         database=database,
         identity_uow=partial(SqlIdentityUnitOfWork, database),
         catalog_uow=partial(SqlCatalogUnitOfWork, database),
+        booking_uow=partial(SqlBookingUnitOfWork, database),
     )

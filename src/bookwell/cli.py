@@ -9,9 +9,12 @@ import click
 from alembic import command
 from alembic.config import Config
 
+from bookwell.booking import service as booking_service
 from bookwell.bootstrap import Container
 from bookwell.bootstrap import bootstrap
 from bookwell.identity import service as identity_service
+from bookwell.platform.idempotency import IdempotencyStore
+from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.errors import DomainError
 from bookwell.platform.logging import configure_logging
 from bookwell.settings import Settings
@@ -88,3 +91,31 @@ def org_create(ctx: click.Context, name: str, as_json: bool) -> None:
     else:
         click.echo(f"Organization {organization.id} ({organization.name}) created.")
         click.echo(f"API key (shown once, keep it secret): {token}")
+
+
+@main.group()
+def holds() -> None:
+    """Holds on slots."""
+
+
+@holds.command("expire")
+@click.pass_context
+def holds_expire(ctx: click.Context) -> None:
+    """Mark every pending booking whose hold lapsed as expired (with its event)."""
+    total = 0
+    while expired := booking_service.expire_holds(uow=_container(ctx).booking_uow()):
+        total += expired
+    click.echo(f"expired {total} hold(s)")
+
+
+@main.group()
+def idempotency() -> None:
+    """Idempotency keys."""
+
+
+@idempotency.command("purge")
+@click.pass_context
+def idempotency_purge(ctx: click.Context) -> None:
+    """Forget idempotency keys older than 24 hours."""
+    purged = IdempotencyStore(_container(ctx).database).purge(utcnow())
+    click.echo(f"purged {purged} idempotency key(s)")

@@ -28,7 +28,8 @@ class Settings(BaseModel):
     db_pool_timeout_s: float = Field(default=5.0, gt=0)
     db_connect_timeout_s: int = Field(default=3, ge=1)
     db_statement_timeout_ms: int = Field(default=5000, ge=0)
-    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    db_lock_timeout_ms: int = Field(default=3000, ge=1)
+    sqlite_busy_timeout_ms: int = Field(default=3000, ge=1)
     readyz_timeout_s: float = Field(default=2.0, gt=0)
 
     @model_validator(mode="after")

@@ -11,6 +11,7 @@ from flask import jsonify
 
 from bookwell.catalog import service
 from bookwell.catalog.ports import CatalogUnitOfWork
+from bookwell.platform.http.conditional import etag
 from bookwell.platform.http.conditional import not_modified
 from bookwell.platform.http.conditional import required_versions
 from bookwell.platform.http.conditional import with_etag
@@ -63,7 +64,7 @@ def get_resource(call: Call) -> Response:
         organization_id=call.organization_id,
         resource_id=call.path["resource_id"],
     )
-    return not_modified(resource.version) or with_etag(jsonify(resource.snapshot()), resource.version)
+    return not_modified(etag(resource.version)) or with_etag(jsonify(resource.snapshot()), resource.version)
 
 
 @views.operation("updateResource")

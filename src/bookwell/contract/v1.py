@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pydantic import AnyUrl, AwareDatetime, BaseModel, ConfigDict, Field, RootModel, conint, constr
 from enum import StrEnum
+from typing import Any
+from bookwell.contract.types import Instant
 
 
 class Error(BaseModel):
@@ -220,6 +222,145 @@ class Resource(BaseModel):
     updated_at: Timestamp
 
 
+class IdempotencyKeyValue(RootModel[constr(pattern=r"^[\x20-\x7E]+$", min_length=1, max_length=255)]):
+    root: constr(pattern=r"^[\x20-\x7E]+$", min_length=1, max_length=255)
+
+
+class BookingId(RootModel[constr(pattern=r"^bkg_[0-9A-Z]{26}$", max_length=30)]):
+    root: constr(pattern=r"^bkg_[0-9A-Z]{26}$", max_length=30)
+
+
+class EventId(RootModel[constr(pattern=r"^evt_[0-9A-Z]{26}$", max_length=30)]):
+    root: constr(pattern=r"^evt_[0-9A-Z]{26}$", max_length=30)
+
+
+class Email(RootModel[constr(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]):
+    root: constr(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)
+
+
+class BookingStatus(StrEnum):
+    pending = "pending"
+    confirmed = "confirmed"
+    failed = "failed"
+    expired = "expired"
+    cancelled = "cancelled"
+
+
+class Metadata(RootModel[dict[constr(min_length=1, max_length=40), constr(max_length=500)]]):
+    root: dict[constr(min_length=1, max_length=40), constr(max_length=500)] = Field(
+        ..., description="Up to 20 keys of up to 40 characters; string values of up to 500 characters.", max_length=20
+    )
+
+
+class Customer(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    name: constr(min_length=1, max_length=200)
+    email: Email
+
+
+class PaymentInput(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    token: constr(min_length=1, max_length=255) = Field(
+        ...,
+        description="A payment method token of the provider (test tokens: `tok_ok`, `tok_decline`, `tok_flaky`, `tok_slow`).",
+    )
+
+
+class BookingCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    resource_id: ResourceId
+    start: Instant = Field(..., description="A slot boundary inside opening hours, in the future.")
+    end: Instant
+    customer: Customer
+    quantity: conint(ge=1, le=1000) | None = Field(None, description="Units of capacity taken; default 1.")
+    payment: PaymentInput | None = None
+    metadata: Metadata | None = None
+
+
+class BookingCancel(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    reason: constr(max_length=500) | None = None
+
+
+class Customer1(BaseModel):
+    name: str
+    email: str
+
+
+class Booking(BaseModel):
+    id: BookingId
+    resource_id: ResourceId
+    start: Timestamp
+    end: Timestamp
+    quantity: int
+    customer: Customer1
+    status: BookingStatus
+    hold_expires_at: Timestamp | None
+    price: Money
+    metadata: dict[str, str]
+    cancellation_reason: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class BookingList(BaseModel):
+    data: list[Booking]
+    has_more: bool
+    next_cursor: str | None
+
+
+class Slot(BaseModel):
+    start: Timestamp
+    end: Timestamp
+    remaining: conint(ge=0)
+
+
+class Availability(BaseModel):
+    resource_id: ResourceId
+    from_: Timestamp = Field(..., alias="from")
+    to: Timestamp
+    slots: list[Slot]
+
+
+class EventType(StrEnum):
+    resource_created = "resource.created"
+    resource_updated = "resource.updated"
+    resource_deleted = "resource.deleted"
+    booking_created = "booking.created"
+    booking_confirmed = "booking.confirmed"
+    booking_failed = "booking.failed"
+    booking_expired = "booking.expired"
+    booking_cancelled = "booking.cancelled"
+    payment_captured = "payment.captured"
+    payment_failed = "payment.failed"
+    payment_refunded = "payment.refunded"
+
+
+class Data(BaseModel):
+    object: dict[str, Any]
+
+
+class Event(BaseModel):
+    id: EventId
+    type: EventType
+    created_at: Timestamp
+    data: Data
+
+
+class EventList(BaseModel):
+    data: list[Event]
+    has_more: bool
+    next_cursor: str | None
+
+
 class ResourceList(BaseModel):
     data: list[Resource]
     has_more: bool
@@ -235,6 +376,27 @@ class ListResourcesParametersQuery(BaseModel):
     limit: conint(ge=1, le=100) | None = 20
     cursor: constr(min_length=1, max_length=512) | None = None
     active: bool | None = None
+
+
+class GetAvailabilityParametersQuery(BaseModel):
+    from_: Instant = Field(..., alias="from")
+    to: Instant
+
+
+class ListBookingsParametersQuery(BaseModel):
+    limit: conint(ge=1, le=100) | None = 20
+    cursor: constr(min_length=1, max_length=512) | None = None
+    resource_id: ResourceId | None = None
+    status: BookingStatus | None = None
+    customer_email: Email | None = None
+    start_from: Instant | None = None
+    start_to: Instant | None = None
+
+
+class ListEventsParametersQuery(BaseModel):
+    limit: conint(ge=1, le=100) | None = 20
+    cursor: constr(min_length=1, max_length=512) | None = None
+    type: EventType | None = None
 
 
 class GetContractResponse(BaseModel):

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextvars
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC
 from datetime import datetime
 from pathlib import Path
@@ -15,13 +19,21 @@ from sqlalchemy import DateTime
 from sqlalchemy import Dialect
 from sqlalchemy import Engine
 from sqlalchemy import MetaData
+from sqlalchemy import NestedTransaction
 from sqlalchemy import TypeDecorator
 from sqlalchemy import create_engine
 from sqlalchemy import event
 from sqlalchemy import text
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.engine import make_url
 
+from bookwell.platform.kernel.errors import Busy
 from bookwell.settings import Settings
+
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
+_AMBIENT: contextvars.ContextVar[tuple[Database, Connection] | None] = contextvars.ContextVar(
+    "bookwell_ambient_transaction", default=None
+)
 
 metadata = MetaData(
     naming_convention={
@@ -79,6 +91,20 @@ class Database:
         with self.engine.connect() as connection:
             return connection.execute(text("SELECT 1")).scalar() == 1
 
+    @contextmanager
+    def request_transaction(self) -> Iterator[Connection]:
+        """One writing transaction that every unit of work opened inside joins (as a savepoint).
+
+        The caller commits it (`connection.commit()`); leaving without a commit rolls it all back.
+        """
+        with self.engine.connect() as connection:
+            connection.begin()
+            token = _AMBIENT.set((self, connection))
+            try:
+                yield connection
+            finally:
+                _AMBIENT.reset(token)
+
     def dispose(self) -> None:
         """Close every pooled connection."""
         self._ping_pool.shutdown(wait=False, cancel_futures=True)
@@ -88,21 +114,39 @@ class Database:
 def _create_engine(settings: Settings) -> Engine:
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(settings)
-    if url.get_backend_name() == "postgresql":
-        return create_engine(
-            url.set(drivername="postgresql+psycopg"),
-            pool_size=settings.db_pool_size,
-            max_overflow=settings.db_max_overflow,
-            pool_timeout=settings.db_pool_timeout_s,
-            pool_pre_ping=True,
-            connect_args={
-                "connect_timeout": settings.db_connect_timeout_s,
-                "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
-                "application_name": "bookwell",
-            },
-        )
-    raise ValueError(f"unsupported database URL {url.render_as_string(hide_password=True)!r}")
+        engine = _sqlite_engine(settings)
+    elif url.get_backend_name() == "postgresql":
+        engine = _postgresql_engine(settings)
+    else:
+        raise ValueError(f"unsupported database URL {url.render_as_string(hide_password=True)!r}")
+    event.listen(engine, "handle_error", _lock_timeouts_are_busy)
+    return engine
+
+
+def _lock_timeouts_are_busy(context: ExceptionContext) -> None:
+    """A lock not granted in time is a retryable 409 for the client, not a 500."""
+    error = context.original_exception
+    if getattr(error, "sqlstate", None) == _LOCK_NOT_AVAILABLE or (
+        isinstance(error, sqlite3.OperationalError) and "database is locked" in str(error)
+    ):
+        raise Busy("Another request holds this object; retry shortly.") from error
+
+
+def _postgresql_engine(settings: Settings) -> Engine:
+    return create_engine(
+        make_url(settings.database_url).set(drivername="postgresql+psycopg"),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
+        pool_pre_ping=True,
+        connect_args={
+            "connect_timeout": settings.db_connect_timeout_s,
+            "options": (
+                f"-c statement_timeout={settings.db_statement_timeout_ms} -c lock_timeout={settings.db_lock_timeout_ms}"
+            ),
+            "application_name": "bookwell",
+        },
+    )
 
 
 def _sqlite_engine(settings: Settings) -> Engine:
@@ -156,6 +200,7 @@ class SqlUnitOfWork:
         self.database = database
         self.readonly = readonly
         self._connection: Connection | None = None
+        self._savepoint: NestedTransaction | None = None
 
     @property
     def connection(self) -> Connection:
@@ -165,11 +210,17 @@ class SqlUnitOfWork:
         return self._connection
 
     def __enter__(self) -> Self:
-        connection = self.database.engine.connect()
-        connection.info["readonly"] = self.readonly
-        connection.begin()
-        if self.readonly and self.database.dialect == "postgresql":
-            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+        ambient = _AMBIENT.get()
+        if ambient is not None and ambient[0] is self.database:
+            # Inside a request transaction: a savepoint, so commit and rollback stay this unit's own.
+            connection = ambient[1]
+            self._savepoint = connection.begin_nested()
+        else:
+            connection = self.database.engine.connect()
+            connection.info["readonly"] = self.readonly
+            connection.begin()
+            if self.readonly and self.database.dialect == "postgresql":
+                connection.exec_driver_sql("SET TRANSACTION READ ONLY")
         self._connection = connection
         self._open_repositories(connection)
         return self
@@ -181,7 +232,10 @@ class SqlUnitOfWork:
         """Make everything done in this unit of work permanent, at once."""
         if self.readonly:
             raise RuntimeError("a read-only unit of work cannot commit")
-        self.connection.commit()
+        if self._savepoint is not None:
+            self._savepoint.commit()
+        else:
+            self.connection.commit()
 
     def __exit__(
         self,
@@ -190,6 +244,11 @@ class SqlUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         connection, self._connection = self.connection, None
+        savepoint, self._savepoint = self._savepoint, None
+        if savepoint is not None:
+            if savepoint.is_active:
+                savepoint.rollback()
+            return
         try:
             connection.rollback()  # a no-op after commit()
         finally:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
 import structlog
 from sqlalchemy import JSON
 from sqlalchemy import Column
@@ -9,12 +13,16 @@ from sqlalchemy import Connection
 from sqlalchemy import Index
 from sqlalchemy import String
 from sqlalchemy import Table
+from sqlalchemy import select
 from sqlalchemy import text
 
 from bookwell.platform.db import UtcDateTime
 from bookwell.platform.db import metadata
+from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.events import Event
+from bookwell.platform.kernel.pages import Page
+from bookwell.platform.kernel.pages import PageRequest
 
 outbox = Table(
     "outbox",
@@ -34,8 +42,36 @@ outbox = Table(
         sqlite_where=text("sent_at IS NULL"),
         postgresql_where=text("sent_at IS NULL"),
     ),
+    # The event log's access paths: an organization's events in order, optionally of one type.
+    Index("ix_outbox_organization_id_id", "organization_id", "id"),
     Index("ix_outbox_organization_id_type_id", "organization_id", "type", "id"),
 )
+
+
+@dataclass(frozen=True)
+class LoggedEvent:
+    """An event as the event log shows it."""
+
+    id: str
+    type: str
+    created_at: datetime
+    payload: dict[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "created_at": rfc3339(self.created_at), "data": self.payload}
+
+
+def event_log(
+    connection: Connection, organization_id: str, event_type: str | None, page: PageRequest
+) -> Page[LoggedEvent]:
+    """The organization's events, oldest first."""
+    query = select(outbox).where(outbox.c.organization_id == organization_id)
+    if event_type is not None:
+        query = query.where(outbox.c.type == event_type)
+    if page.after is not None:
+        query = query.where(outbox.c.id > page.after)
+    rows = connection.execute(query.order_by(outbox.c.id).limit(page.limit + 1)).all()
+    return Page.from_overfetch([LoggedEvent(r.id, r.type, r.created_at, r.payload) for r in rows], page)
 
 
 class SqlOutbox:

@@ -37,13 +37,16 @@ def test_sqlite_runs_in_wal_with_foreign_keys(sqlite_database: Database) -> None
     with sqlite_database.engine.connect() as connection:
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
-        assert connection.execute(text("PRAGMA busy_timeout")).scalar() == 5000
+        assert (
+            connection.execute(text("PRAGMA busy_timeout")).scalar() == sqlite_database.settings.sqlite_busy_timeout_ms
+        )
 
 
 @pytest.mark.postgres
 def test_postgresql_sessions_carry_the_statement_timeout(postgres_database: Database) -> None:
     with postgres_database.engine.connect() as connection:
         assert connection.execute(text("SHOW statement_timeout")).scalar() == "5s"
+        assert connection.execute(text("SHOW lock_timeout")).scalar() == "3s"
         assert connection.execute(text("SHOW application_name")).scalar() == "bookwell"
 
 

@@ -134,6 +134,14 @@ class SqlResourceRepository:
         row = self._connection.execute(query).first()
         return None if row is None else _resource(row)
 
+    def lock(self, organization_id: str, resource_id: str) -> None:
+        """Hold the resource's row until the transaction ends (on SQLite the writer lock already does)."""
+        self._connection.execute(
+            select(resources.c.id)
+            .where(resources.c.organization_id == organization_id, resources.c.id == resource_id)
+            .with_for_update()
+        )
+
     def list(self, organization_id: str, page: PageRequest, *, active: bool | None) -> Page[Resource]:
         query = select(resources).where(
             resources.c.organization_id == organization_id,

@@ -23,11 +23,11 @@ def with_etag(response: Response, version: int) -> Response:
     return response
 
 
-def not_modified(version: int) -> Response | None:
-    """A 304 when `If-None-Match` already holds the current version, else None."""
-    if request.if_none_match.contains_weak(etag(version)):
+def not_modified(tag: str) -> Response | None:
+    """A 304 when `If-None-Match` already holds the current tag (e.g. `etag(version)`), else None."""
+    if request.if_none_match.contains_weak(tag):
         response = Response(status=304)
-        response.set_etag(etag(version))
+        response.set_etag(tag)
         return response
     return None
 

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from flask import Flask
 from flask import Response
+from flask import current_app
 from flask import request
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
@@ -27,6 +28,9 @@ from pydantic import ValidationError
 
 from bookwell.platform.http.auth import Authenticator
 from bookwell.platform.http.auth import authenticate
+from bookwell.platform.http.idempotency import HEADER as IDEMPOTENCY_HEADER
+from bookwell.platform.http.idempotency import Idempotency
+from bookwell.platform.http.idempotency import requested_key
 from bookwell.platform.http.problems import HttpProblem
 from bookwell.platform.kernel.errors import FieldError
 from bookwell.platform.kernel.errors import NotFound
@@ -47,6 +51,7 @@ class Operation:
     body_model: type[BaseModel] | None
     query_model: type[BaseModel] | None
     path_models: Mapping[str, type[BaseModel]]
+    idempotency_key: str | None  # None, "optional" or "required"
 
     @property
     def flask_rule(self) -> str:
@@ -126,6 +131,7 @@ class Contract:
                             for p in params
                             if p["in"] == "path" and "$ref" in p["schema"]
                         },
+                        idempotency_key=_idempotency_key(params),
                     )
                 )
         return operations
@@ -171,6 +177,13 @@ def _query_model(operation_id: str, params: list[dict[str, Any]], models: Module
     if not any(p["in"] == "query" for p in params):
         return None
     return _model_named(models, operation_id[0].upper() + operation_id[1:] + "ParametersQuery")
+
+
+def _idempotency_key(params: list[dict[str, Any]]) -> str | None:
+    for param in params:
+        if param["in"] == "header" and param["name"] == IDEMPOTENCY_HEADER:
+            return "required" if param.get("required") else "optional"
+    return None
 
 
 def _pointer(prefix: str, loc: tuple[int | str, ...]) -> str:
@@ -234,6 +247,7 @@ def bind(
     contract: Contract,
     views: Mapping[str, View],
     authenticator: Authenticator,
+    idempotency: Idempotency,
 ) -> None:
     """Route every operation of the contract to its view; refuse to start if either side has no partner."""
     missing = sorted(set(contract.operations) - set(views))
@@ -244,27 +258,30 @@ def bind(
         app.add_url_rule(
             operation.flask_rule,
             endpoint=operation.operation_id,
-            view_func=_endpoint(operation, views[operation.operation_id], authenticator),
+            view_func=_endpoint(operation, views[operation.operation_id], authenticator, idempotency),
             methods=[operation.method],
             provide_automatic_options=False,
         )
 
 
-def _endpoint(operation: Operation, view: View, authenticator: Authenticator) -> Callable[..., ResponseReturnValue]:
-    def endpoint(**path_values: str) -> ResponseReturnValue:
-        principal = None if operation.scopes is None else authenticate(authenticator, operation.scopes)
+def _endpoint(
+    operation: Operation, view: View, authenticator: Authenticator, idempotency: Idempotency
+) -> Callable[..., ResponseReturnValue]:
+    def handle(principal: Principal | None, path_values: Mapping[str, str]) -> Response:
         body = None if operation.body_model is None else _parse_body(operation.body_model)
         query = _parse_query(operation.query_model)
         path = _parse_path(operation, path_values)
-        return view(
-            Call(
-                operation=operation,
-                principal=principal,
-                body=body,
-                query=query,
-                path=path,
-            )
-        )
+        call = Call(operation=operation, principal=principal, body=body, query=query, path=path)
+        return current_app.make_response(view(call))
+
+    def endpoint(**path_values: str) -> ResponseReturnValue:
+        principal = None if operation.scopes is None else authenticate(authenticator, operation.scopes)
+        key = None
+        if operation.idempotency_key is not None:
+            key = requested_key(required=operation.idempotency_key == "required")
+        if key is None or principal is None:
+            return handle(principal, path_values)
+        return idempotency.run(principal.organization_id, key, lambda: handle(principal, path_values))
 
     endpoint.__name__ = operation.operation_id
     return endpoint

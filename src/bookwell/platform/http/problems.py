@@ -97,20 +97,27 @@ def _from_http_exception(error: HTTPException) -> HttpProblem:
     return HttpProblem(status, code, title, error.description or title, headers=headers)
 
 
+def render_error(error: Exception) -> Response | None:
+    """The problem response for an error we answer on purpose, or None for an unexpected one."""
+    if isinstance(error, HttpProblem):
+        return problem_response(error)
+    if isinstance(error, DomainError):
+        return problem_response(from_domain_error(error))
+    if isinstance(error, HTTPException):
+        return problem_response(_from_http_exception(error))
+    return None
+
+
 def init_app(app: Flask) -> None:
     """Render every error, ours, Werkzeug's and unexpected ones, as problem+json."""
 
     @app.errorhandler(HttpProblem)
-    def _problem(error: HttpProblem) -> Response:
-        return problem_response(error)
-
     @app.errorhandler(DomainError)
-    def _domain(error: DomainError) -> Response:
-        return problem_response(from_domain_error(error))
-
     @app.errorhandler(HTTPException)
-    def _http(error: HTTPException) -> Response:
-        return problem_response(_from_http_exception(error))
+    def _expected(error: Exception) -> Response:
+        response = render_error(error)
+        assert response is not None
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

@@ -31,6 +31,7 @@ class DomainError(Exception):
     kind: ErrorKind = ErrorKind.INVALID
     code: str = "invalid_request"
     title: str = "Invalid request"
+    retry_after: int | None = None  # seconds; set on errors a client should simply retry
 
     def __init__(self, detail: str, *, errors: tuple[FieldError, ...] = ()) -> None:
         super().__init__(detail)
@@ -84,3 +85,11 @@ class BadRequest(DomainError):
     kind = ErrorKind.BAD_REQUEST
     code = "bad_request"
     title = "Bad request"
+
+
+class Busy(Conflict):
+    """A lock could not be taken quickly; retrying shortly will most likely succeed."""
+
+    code = "resource_busy"
+    title = "Resource busy"
+    retry_after = 1

@@ -1,0 +1,1 @@
+"""Booking: holds, bookings, their state machine, availability."""

@@ -1,0 +1,1 @@
+"""Booking's adapters: SQL tables and repositories, and the catalog seen through its facade."""

@@ -1,0 +1,131 @@
+"""Booking's HTTP views: the contract's operations in, service calls, representations out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
+
+from flask import Flask
+from flask import Response
+from flask import current_app
+from flask import jsonify
+
+from bookwell.booking import service
+from bookwell.booking.domain import BookingRequest
+from bookwell.booking.domain import Status
+from bookwell.booking.ports import BookingFilter
+from bookwell.booking.ports import BookingUnitOfWork
+from bookwell.platform.http.conditional import etag
+from bookwell.platform.http.conditional import not_modified
+from bookwell.platform.http.conditional import with_etag
+from bookwell.platform.http.contract import Call
+from bookwell.platform.http.contract import Views
+from bookwell.platform.http.pagination import page_request
+from bookwell.platform.http.pagination import page_response
+from bookwell.platform.kernel.clock import rfc3339
+from bookwell.platform.kernel.errors import FieldError
+from bookwell.platform.kernel.errors import InvalidInput
+
+views = Views()
+UowFactory = Callable[..., BookingUnitOfWork]
+AVAILABILITY_MAX_AGE = 5  # seconds: a hold placed now shows within this long in a cached answer
+
+
+def init_app(app: Flask, uow_factory: UowFactory) -> None:
+    """Give the views their unit-of-work factory."""
+    app.extensions["bookwell.booking"] = uow_factory
+
+
+def _uow(*, readonly: bool = False) -> BookingUnitOfWork:
+    factory: UowFactory = current_app.extensions["bookwell.booking"]
+    return factory(readonly=readonly)
+
+
+def _utc(moment: datetime, pointer: str) -> datetime:
+    """A request's instant in UTC; one that UTC cannot represent (year 1 or 9999 with an offset) is 422."""
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as error:
+        raise InvalidInput("That instant is out of range.", errors=(FieldError(pointer, "out of range"),)) from error
+
+
+@views.operation("createBooking")
+def create_booking(call: Call) -> tuple[Response, int, dict[str, str]]:
+    body = call.body
+    request = BookingRequest(
+        organization_id=call.organization_id,
+        resource_id=body.resource_id.root,
+        start=_utc(body.start, "/start"),
+        end=_utc(body.end, "/end"),
+        quantity=body.quantity or 1,
+        customer_name=body.customer.name,
+        customer_email=body.customer.email.root.lower(),
+        payment_token=body.payment.token if body.payment else None,
+        metadata=body.metadata.root if body.metadata else {},
+    )
+    booking = service.place_booking(uow=_uow(), request=request)
+    response = with_etag(jsonify(booking.snapshot()), booking.version)
+    return response, 201, {"Location": f"/v1/bookings/{booking.id}"}
+
+
+@views.operation("listBookings")
+def list_bookings(call: Call) -> Response:
+    query, scope = call.query, call.operation.operation_id
+    filters = BookingFilter(
+        resource_id=query.resource_id.root if query.resource_id else None,
+        status=Status(query.status.value) if query.status else None,
+        customer_email=query.customer_email.root.lower() if query.customer_email else None,
+        start_from=None if query.start_from is None else _utc(query.start_from, "/query/start_from"),
+        start_to=None if query.start_to is None else _utc(query.start_to, "/query/start_to"),
+    )
+    page = service.list_bookings(
+        uow=_uow(readonly=True),
+        organization_id=call.organization_id,
+        filters=filters,
+        page=page_request(scope, query.limit, query.cursor),
+    )
+    return page_response(scope, page, present=lambda b: b.snapshot(), key=lambda b: b.id)
+
+
+@views.operation("getBooking")
+def get_booking(call: Call) -> Response:
+    booking = service.get_booking(
+        uow=_uow(readonly=True), organization_id=call.organization_id, booking_id=call.path["booking_id"]
+    )
+    return not_modified(etag(booking.version)) or with_etag(jsonify(booking.snapshot()), booking.version)
+
+
+@views.operation("cancelBooking")
+def cancel_booking(call: Call) -> Response:
+    booking = service.cancel_booking(
+        uow=_uow(), organization_id=call.organization_id, booking_id=call.path["booking_id"], reason=call.body.reason
+    )
+    return with_etag(jsonify(booking.snapshot()), booking.version)
+
+
+@views.operation("getAvailability")
+def get_availability(call: Call) -> Response:
+    start = _utc(call.query.from_, "/query/from")
+    end = _utc(call.query.to, "/query/to")
+    resource_id = call.path["resource_id"]
+    slots = service.availability(
+        uow=_uow(readonly=True), organization_id=call.organization_id, resource_id=resource_id, start=start, end=end
+    )
+    body = json.dumps(
+        {
+            "resource_id": resource_id,
+            "from": rfc3339(start),
+            "to": rfc3339(end),
+            "slots": [slot.as_dict() for slot in slots],
+        },
+        separators=(",", ":"),
+    ).encode()
+    tag = hashlib.sha256(body).hexdigest()[:32]
+    response = not_modified(tag) or Response(body, mimetype="application/json")
+    response.set_etag(tag)
+    response.cache_control.private = True
+    response.cache_control.max_age = AVAILABILITY_MAX_AGE
+    return response

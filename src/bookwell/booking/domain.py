@@ -1,0 +1,342 @@
+"""Bookings and holds: when a slot may be booked, how much of a resource is in use, how a booking moves.
+
+Times are UTC inside; a resource's opening hours are wall-clock times in its IANA time zone,
+turned into UTC windows day by day so DST changes shorten or lengthen a day as they should.
+"""
+
+from __future__ import annotations
+
+import enum
+import zoneinfo
+from collections.abc import Iterable
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import date
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+from bookwell.platform.kernel.clock import rfc3339
+from bookwell.platform.kernel.errors import Conflict
+from bookwell.platform.kernel.errors import FieldError
+from bookwell.platform.kernel.errors import InvalidInput
+from bookwell.platform.kernel.errors import NotFound
+from bookwell.platform.kernel.events import Event
+from bookwell.platform.kernel.ids import new_id
+from bookwell.platform.kernel.money import Money
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+MAX_AVAILABILITY_SPAN = timedelta(days=31)
+HORIZON = timedelta(days=730)  # how far ahead bookings open, and availability looks
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+TRANSITIONS: Mapping[Status, frozenset[Status]] = {
+    Status.PENDING: frozenset({Status.CONFIRMED, Status.FAILED, Status.EXPIRED, Status.CANCELLED}),
+    Status.CONFIRMED: frozenset({Status.CANCELLED}),
+}
+
+
+class BookingNotFound(NotFound):
+    code = "booking_not_found"
+
+
+class SlotUnavailable(Conflict):
+    code = "slot_unavailable"
+    title = "Slot unavailable"
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+    title = "Invalid transition"
+
+
+class BookingRejected(InvalidInput):
+    """A booking request that breaks one of the resource's rules; `code` names the rule."""
+
+    def __init__(self, code: str, detail: str, pointer: str) -> None:
+        super().__init__(detail, errors=(FieldError(pointer, detail),))
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ResourceTerms:
+    """What booking needs to know of a resource (read through the catalog's facade)."""
+
+    id: str
+    timezone: str
+    capacity: int
+    slot_minutes: int
+    min_slots: int
+    max_slots: int
+    opening_hours: Mapping[str, Sequence[tuple[int, int]]]  # weekday -> (start, end) minutes after midnight
+    price_per_slot: Money
+    hold_minutes: int
+    active: bool
+
+    @property
+    def slot(self) -> timedelta:
+        return timedelta(minutes=self.slot_minutes)
+
+
+def _wall_clock(day: date, minutes: int, zone: zoneinfo.ZoneInfo) -> datetime:
+    # Wall-clock arithmetic on a naive time, then the zone: "24:00" is the next day's midnight,
+    # and a time skipped by DST (fold=0) maps to the instant the pre-transition offset gives.
+    naive = datetime(day.year, day.month, day.day) + timedelta(minutes=minutes)
+    return naive.replace(tzinfo=zone).astimezone(UTC)
+
+
+def opening_windows(terms: ResourceTerms, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The resource's open periods (UTC, touching ones merged) that overlap `[start, end)`."""
+    zone = zoneinfo.ZoneInfo(terms.timezone)
+    first = start.astimezone(zone).date() - timedelta(days=1)
+    last = end.astimezone(zone).date() + timedelta(days=1)
+    windows: list[tuple[datetime, datetime]] = []
+    day = first
+    while day <= last:
+        for open_at, close_at in terms.opening_hours.get(WEEKDAYS[day.weekday()], ()):
+            opens, closes = _wall_clock(day, open_at, zone), _wall_clock(day, close_at, zone)
+            if windows and opens <= windows[-1][1]:
+                windows[-1] = (windows[-1][0], max(windows[-1][1], closes))
+            elif opens < closes:
+                windows.append((opens, closes))
+        day += timedelta(days=1)
+    return [(s, e) for s, e in windows if s < end and e > start]
+
+
+def slot_starts(terms: ResourceTerms, window: tuple[datetime, datetime]) -> Iterable[datetime]:
+    """The starts of the whole slots of one window."""
+    moment = window[0]
+    while moment + terms.slot <= window[1]:
+        yield moment
+        moment += terms.slot
+
+
+@dataclass
+class Booking:
+    """A customer's claim on `quantity` units of a resource over `[start, end)`."""
+
+    id: str
+    organization_id: str
+    resource_id: str
+    start: datetime
+    end: datetime
+    quantity: int
+    customer_name: str
+    customer_email: str
+    status: Status
+    hold_expires_at: datetime | None
+    price: Money
+    metadata: dict[str, str]
+    payment_token: str | None
+    cancellation_reason: str | None
+    exclusive: bool  # made on a capacity-1 resource: the database's exclusion constraint applies
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    def blocks(self, now: datetime) -> bool:
+        """Whether this booking takes capacity now: confirmed, or pending with a live hold."""
+        if self.status is Status.CONFIRMED:
+            return True
+        return self.status is Status.PENDING and self.hold_expires_at is not None and self.hold_expires_at > now
+
+    def hold_lapsed(self, now: datetime) -> bool:
+        """Pending, but its hold ran out: it blocks nothing and is due to be marked expired."""
+        return self.status is Status.PENDING and self.hold_expires_at is not None and self.hold_expires_at <= now
+
+    def move_to(self, status: Status, now: datetime) -> None:
+        """Take one step of the state machine, or raise InvalidTransition."""
+        if status not in TRANSITIONS.get(self.status, frozenset()):
+            raise InvalidTransition(f"A {self.status} booking cannot become {status}.")
+        self.status = status
+        if status is not Status.PENDING:
+            self.hold_expires_at = None
+        self.version += 1
+        self.updated_at = now
+
+    def cancel(self, reason: str | None, now: datetime) -> None:
+        """Cancel a pending or confirmed booking; its capacity is free at once."""
+        self.move_to(Status.CANCELLED, now)
+        self.cancellation_reason = reason
+
+    def snapshot(self) -> dict[str, Any]:
+        """The public representation, the same in responses and in events."""
+        return {
+            "id": self.id,
+            "resource_id": self.resource_id,
+            "start": rfc3339(self.start),
+            "end": rfc3339(self.end),
+            "quantity": self.quantity,
+            "customer": {"name": self.customer_name, "email": self.customer_email},
+            "status": str(self.status),
+            "hold_expires_at": rfc3339(self.hold_expires_at) if self.hold_expires_at else None,
+            "price": self.price.as_dict(),
+            "metadata": dict(self.metadata),
+            "cancellation_reason": self.cancellation_reason,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+        }
+
+    def event(self, kind: str) -> Event:
+        """The `booking.<kind>` event carrying this booking as it now stands."""
+        return Event(
+            type=f"booking.{kind}", organization_id=self.organization_id, aggregate_id=self.id, object=self.snapshot()
+        )
+
+
+@dataclass(frozen=True)
+class BookingRequest:
+    """What a caller asks for (already well-formed; the rules of the resource are checked here)."""
+
+    organization_id: str
+    resource_id: str
+    start: datetime
+    end: datetime
+    quantity: int
+    customer_name: str
+    customer_email: str
+    payment_token: str | None
+    metadata: Mapping[str, str]
+
+
+def check_request(terms: ResourceTerms, request: BookingRequest, now: datetime) -> int:
+    """The number of slots requested, or BookingRejected naming the rule it breaks."""
+    if not terms.active:
+        raise BookingRejected("resource_inactive", "The resource is not taking bookings.", "/resource_id")
+    if request.end <= request.start:
+        raise BookingRejected("invalid_range", "The booking must end after it starts.", "/end")
+    if request.start <= now:
+        raise BookingRejected("start_in_past", "The booking must start in the future.", "/start")
+    if request.end > now + HORIZON:
+        raise BookingRejected("beyond_horizon", "Bookings open at most 730 days ahead.", "/end")
+    if request.quantity > terms.capacity:
+        raise BookingRejected(
+            "quantity_exceeds_capacity", f"The resource takes at most {terms.capacity} at a time.", "/quantity"
+        )
+    window = next(
+        (
+            w
+            for w in opening_windows(terms, request.start, request.end)
+            if w[0] <= request.start and request.end <= w[1]
+        ),
+        None,
+    )
+    if window is None:
+        raise BookingRejected(
+            "outside_opening_hours",
+            f"The resource is not open for the whole of that time ({terms.timezone}).",
+            "/start",
+        )
+    for field, moment in (("start", request.start), ("end", request.end)):
+        if (moment - window[0]) % terms.slot:
+            raise BookingRejected(
+                "not_on_slot_boundary",
+                f"`{field}` must fall on a {terms.slot_minutes}-minute slot boundary.",
+                f"/{field}",
+            )
+    slots = (request.end - request.start) // terms.slot
+    if not terms.min_slots <= slots <= terms.max_slots:
+        raise BookingRejected(
+            "invalid_duration",
+            f"A booking lasts {terms.min_slots} to {terms.max_slots} slots; this is {slots}.",
+            "/end",
+        )
+    priced = not terms.price_per_slot.is_zero
+    if priced and request.payment_token is None:
+        raise BookingRejected("payment_required", "This resource is paid for: send `payment.token`.", "/payment")
+    if not priced and request.payment_token is not None:
+        raise BookingRejected("payment_not_accepted", "This resource is free: send no payment.", "/payment")
+    return slots
+
+
+def peak_usage(bookings: Iterable[Booking], start: datetime, end: datetime) -> int:
+    """The most capacity the given bookings use at any instant of `[start, end)` (a sweep over their edges)."""
+    edges: list[tuple[datetime, int]] = []
+    for booking in bookings:
+        overlap_start, overlap_end = max(booking.start, start), min(booking.end, end)
+        if overlap_start < overlap_end:
+            edges += [(overlap_start, booking.quantity), (overlap_end, -booking.quantity)]
+    edges.sort(key=lambda edge: (edge[0], edge[1]))  # at one instant, ends before starts
+    peak = level = 0
+    for _, delta in edges:
+        level += delta
+        peak = max(peak, level)
+    return peak
+
+
+def place(terms: ResourceTerms, request: BookingRequest, blocking: Sequence[Booking], now: datetime) -> Booking:
+    """A new booking if it fits beside the bookings that block capacity now, else SlotUnavailable."""
+    slots = check_request(terms, request, now)
+    if peak_usage(blocking, request.start, request.end) + request.quantity > terms.capacity:
+        raise SlotUnavailable("That time is no longer available.")
+    price = Money(terms.price_per_slot.amount * slots * request.quantity, terms.price_per_slot.currency)
+    free = price.is_zero
+    return Booking(
+        id=new_id("bkg"),
+        organization_id=request.organization_id,
+        resource_id=terms.id,
+        start=request.start,
+        end=request.end,
+        quantity=request.quantity,
+        customer_name=request.customer_name,
+        customer_email=request.customer_email,
+        status=Status.CONFIRMED if free else Status.PENDING,
+        hold_expires_at=None if free else now + timedelta(minutes=terms.hold_minutes),
+        price=price,
+        metadata=dict(request.metadata),
+        payment_token=request.payment_token,
+        cancellation_reason=None,
+        exclusive=terms.capacity == 1,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+@dataclass(frozen=True)
+class Slot:
+    start: datetime
+    end: datetime
+    remaining: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"start": rfc3339(self.start), "end": rfc3339(self.end), "remaining": self.remaining}
+
+
+def check_span(start: datetime, end: datetime, now: datetime) -> None:
+    """An availability query spans more than nothing, at most 31 days, and ends within the horizon."""
+    if end <= start:
+        raise InvalidInput("`to` must be after `from`.", errors=(FieldError("/query/to", "must be after from"),))
+    if end - start > MAX_AVAILABILITY_SPAN:
+        raise InvalidInput("The span may be at most 31 days.", errors=(FieldError("/query/to", "at most 31 days"),))
+    if end > now + HORIZON:
+        raise InvalidInput(
+            "Availability is known at most 730 days ahead.", errors=(FieldError("/query/to", "at most 730 days ahead"),)
+        )
+
+
+def availability(
+    terms: ResourceTerms, start: datetime, end: datetime, blocking: Sequence[Booking], now: datetime
+) -> list[Slot]:
+    """Every future slot inside opening hours within `[start, end)` and the capacity it has left."""
+    check_span(start, end, now)
+    slots: list[Slot] = []
+    if end <= now:
+        return slots
+    for window in opening_windows(terms, max(start, now), end):
+        for slot_start in slot_starts(terms, window):
+            slot_end = slot_start + terms.slot
+            if slot_start >= start and slot_end <= end and slot_start > now:
+                used = peak_usage(blocking, slot_start, slot_end)
+                slots.append(Slot(slot_start, slot_end, max(terms.capacity - used, 0)))
+    return slots

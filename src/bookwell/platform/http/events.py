@@ -1,0 +1,28 @@
+"""The event log over HTTP: `GET /v1/events`, read from the outbox, where every event is written."""
+
+from __future__ import annotations
+
+from flask import Response
+
+from bookwell.platform.db import Database
+from bookwell.platform.http.contract import Call
+from bookwell.platform.http.contract import Views
+from bookwell.platform.http.pagination import page_request
+from bookwell.platform.http.pagination import page_response
+from bookwell.platform.outbox import event_log
+
+
+def event_views(database: Database) -> Views:
+    """The views of the event log."""
+    views = Views()
+
+    @views.operation("listEvents")
+    def list_events(call: Call) -> Response:
+        scope = call.operation.operation_id
+        page = page_request(scope, call.query.limit, call.query.cursor)
+        event_type = call.query.type.value if call.query.type else None
+        with database.engine.connect() as connection:
+            events = event_log(connection, call.organization_id, event_type, page)
+        return page_response(scope, events, present=lambda e: e.as_dict(), key=lambda e: e.id)
+
+    return views

@@ -1,0 +1,131 @@
+"""Idempotency-Key on POST: claim the key, run the request in one transaction, store the answer with the effect.
+
+The claim commits on its own first, so an identical request racing this one sees it and gets
+409 `idempotency_key_in_use`. The view then runs inside one request transaction that every
+unit of work joins; a success is stored in that same transaction, so the answer and the
+effect commit together or not at all. A 4xx is stored after the (rolled back) transaction;
+a 5xx or a 409 that says to retry is not stored, and the key is released for the retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+
+from flask import Response
+from flask import request
+
+from bookwell.platform.db import Database
+from bookwell.platform.http.problems import HttpProblem
+from bookwell.platform.http.problems import render_error
+from bookwell.platform.idempotency import Claim
+from bookwell.platform.idempotency import IdempotencyStore
+from bookwell.platform.idempotency import StoredResponse
+from bookwell.platform.kernel.clock import utcnow
+
+HEADER = "Idempotency-Key"
+_VALID_KEY = re.compile(r"^[\x20-\x7E]{1,255}$")
+_NOT_STORED_HEADERS = frozenset({"x-request-id", "content-length", "date", "set-cookie"})
+
+
+def requested_key(required: bool) -> str | None:
+    """The request's Idempotency-Key; 400 when it is malformed, or missing where required."""
+    key = request.headers.get(HEADER)
+    if key is None:
+        if required:
+            raise HttpProblem(
+                400,
+                "idempotency_key_required",
+                "Idempotency key required",
+                f"This operation requires an `{HEADER}` header.",
+            )
+        return None
+    if not _VALID_KEY.match(key):
+        raise HttpProblem(
+            400,
+            "invalid_idempotency_key",
+            "Invalid idempotency key",
+            f"`{HEADER}` must be 1-255 printable ASCII characters.",
+        )
+    return key
+
+
+def _fingerprint() -> str:
+    raw = request.get_data(cache=True)
+    try:
+        body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        body = raw
+    digest = hashlib.sha256(f"{request.method} {request.path}?{request.query_string.decode()}\n".encode())
+    digest.update(body)
+    return digest.hexdigest()
+
+
+def _stored(response: Response) -> StoredResponse:
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in _NOT_STORED_HEADERS}
+    return StoredResponse(response.status_code, headers, response.get_data())
+
+
+def _storable(response: Response) -> bool:
+    retry_later = response.status_code in (409, 429) and "Retry-After" in response.headers
+    return response.status_code < 500 and not retry_later
+
+
+def _replay(stored: StoredResponse) -> Response:
+    response = Response(stored.body, status=stored.status, headers=stored.headers)
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+class Idempotency:
+    """Runs a keyed request at most once per organization and key."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.store = IdempotencyStore(database)
+
+    def run(self, organization_id: str, key: str, handle: Callable[[], Response]) -> Response:
+        """The stored answer for this key, or `handle()`'s answer, stored with its effect."""
+        claimed = self.store.claim(organization_id, key, _fingerprint(), utcnow())
+        if claimed.stored is not None:
+            return _replay(claimed.stored)
+        if claimed.claim is Claim.IN_USE:
+            raise HttpProblem(
+                409,
+                "idempotency_key_in_use",
+                "Idempotency key in use",
+                "A request with this key is still being processed; retry shortly.",
+                headers={"Retry-After": "1"},
+            )
+        if claimed.claim is Claim.REUSED:
+            raise HttpProblem(
+                422, "idempotency_key_reused", "Idempotency key reused", "This key was used for a different request."
+            )
+        try:
+            response = self._run_in_one_transaction(organization_id, key, handle)
+        except BaseException:
+            self.store.release(organization_id, key)
+            raise
+        if response.status_code >= 400:
+            if _storable(response):
+                with self.database.engine.connect() as connection, connection.begin():
+                    self.store.complete(connection, organization_id, key, _stored(response), utcnow())
+            else:
+                self.store.release(organization_id, key)
+        return response
+
+    def _run_in_one_transaction(self, organization_id: str, key: str, handle: Callable[[], Response]) -> Response:
+        with self.database.request_transaction() as connection:
+            try:
+                response = handle()
+            except Exception as error:
+                rendered = render_error(error)
+                if rendered is None:
+                    raise
+                return rendered  # the transaction rolls back: an error leaves no effect
+            if response.status_code < 400:
+                self.store.complete(connection, organization_id, key, _stored(response), utcnow())
+                connection.commit()
+            return response
