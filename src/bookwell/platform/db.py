@@ -30,6 +30,7 @@ from sqlalchemy.engine import make_url
 from bookwell.platform.kernel.errors import Busy
 from bookwell.settings import Settings
 
+READONLY_OPTION = "bookwell_readonly"
 _LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
 _AMBIENT: contextvars.ContextVar[tuple[Database, Connection] | None] = contextvars.ContextVar(
     "bookwell_ambient_transaction", default=None
@@ -184,7 +185,9 @@ def _sqlite_engine(settings: Settings) -> Engine:
     def _on_begin(connection: Connection) -> None:
         # A writer takes SQLite's write lock up front: a deferred transaction that upgrades
         # from read to write fails at once (SQLITE_BUSY) instead of waiting its turn.
-        readonly = connection.info.get("readonly", False)
+        # An execution option, not `connection.info`: info lives on the pooled DBAPI connection and
+        # would carry one checkout's read-only flag into the next checkout's writes.
+        readonly = connection.get_execution_options().get(READONLY_OPTION, False)
         connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
@@ -216,8 +219,7 @@ class SqlUnitOfWork:
             connection = ambient[1]
             self._savepoint = connection.begin_nested()
         else:
-            connection = self.database.engine.connect()
-            connection.info["readonly"] = self.readonly
+            connection = self.database.engine.connect().execution_options(**{READONLY_OPTION: self.readonly})
             connection.begin()
             if self.readonly and self.database.dialect == "postgresql":
                 connection.exec_driver_sql("SET TRANSACTION READ ONLY")

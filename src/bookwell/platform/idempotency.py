@@ -113,7 +113,8 @@ class IdempotencyStore:
             )
             .on_conflict_do_nothing()
         )
-        return connection.execute(statement).rowcount == 1
+        # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT DO NOTHING.
+        return connection.execute(statement.returning(idempotency_keys.c.key)).first() is not None
 
     @staticmethod
     def _where(organization_id: str, key: str) -> Any:

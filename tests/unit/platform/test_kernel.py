@@ -22,6 +22,9 @@ def test_ids_carry_their_type_and_sort_by_creation_time() -> None:
     assert is_id(earlier, "res")
     assert not is_id(earlier, "key")
     assert len({new_id("evt", now_ms=1) for _ in range(1000)}) == 1000
+    made = [new_id("evt") for _ in range(2000)]  # many share a millisecond
+    assert made == sorted(made)
+    assert len(set(made)) == len(made)
     with pytest.raises(ValueError, match="unknown id prefix"):
         new_id("xyz")
 

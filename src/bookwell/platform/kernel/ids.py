@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -19,12 +20,32 @@ def _base32(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
+class _MonotonicBodies:
+    """Id bodies that strictly increase within this process, even within one millisecond.
+
+    Events of one transaction are made in order and listed oldest first by id, so two made in
+    the same millisecond must not sort at random: the second takes the first's random part + 1.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = 0
+
+    def next(self) -> int:
+        with self._lock:
+            candidate = ((time.time_ns() // 1_000_000) << 80) | secrets.randbits(80)
+            self._last = max(candidate, self._last + 1)
+            return self._last
+
+
+_bodies = _MonotonicBodies()
+
+
 def new_id(prefix: str, *, now_ms: int | None = None) -> str:
-    """A new id of the given type; ids made later sort after ids made earlier (to the millisecond)."""
+    """A new id of the given type; within a process, every id sorts after the ids made before it."""
     if prefix not in PREFIXES:
         raise ValueError(f"unknown id prefix {prefix!r}")
-    millis = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    body = (millis << 80) | secrets.randbits(80)
+    body = _bodies.next() if now_ms is None else (now_ms << 80) | secrets.randbits(80)
     return f"{prefix}_{_base32(body, 26)}"
 
 
