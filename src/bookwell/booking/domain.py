@@ -7,6 +7,7 @@ turned into UTC windows day by day so DST changes shorten or lengthen a day as t
 from __future__ import annotations
 
 import enum
+import itertools
 import zoneinfo
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -95,30 +96,26 @@ def _wall_clock(day: date, minutes: int, zone: zoneinfo.ZoneInfo) -> datetime:
     return naive.replace(tzinfo=zone).astimezone(UTC)
 
 
-def opening_windows(terms: ResourceTerms, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """The resource's open periods (UTC, touching ones merged) that overlap `[start, end)`."""
+def slots_between(terms: ResourceTerms, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The resource's slots (UTC) that overlap `[start, end)`, in order.
+
+    Each local day's opening interval is cut into slots from its own local start, so the grid
+    never depends on where a query begins, and a DST change shortens or lengthens only that day
+    (a slot that would not fit before the interval closes is not offered).
+    """
     zone = zoneinfo.ZoneInfo(terms.timezone)
-    first = start.astimezone(zone).date() - timedelta(days=1)
-    last = end.astimezone(zone).date() + timedelta(days=1)
-    windows: list[tuple[datetime, datetime]] = []
-    day = first
+    day = start.astimezone(zone).date() - timedelta(days=1)
+    last = end.astimezone(zone).date()
+    slots: list[tuple[datetime, datetime]] = []
     while day <= last:
         for open_at, close_at in terms.opening_hours.get(WEEKDAYS[day.weekday()], ()):
-            opens, closes = _wall_clock(day, open_at, zone), _wall_clock(day, close_at, zone)
-            if windows and opens <= windows[-1][1]:
-                windows[-1] = (windows[-1][0], max(windows[-1][1], closes))
-            elif opens < closes:
-                windows.append((opens, closes))
+            moment, closes = _wall_clock(day, open_at, zone), _wall_clock(day, close_at, zone)
+            while moment + terms.slot <= closes:
+                if moment < end and moment + terms.slot > start:
+                    slots.append((moment, moment + terms.slot))
+                moment += terms.slot
         day += timedelta(days=1)
-    return [(s, e) for s, e in windows if s < end and e > start]
-
-
-def slot_starts(terms: ResourceTerms, window: tuple[datetime, datetime]) -> Iterable[datetime]:
-    """The starts of the whole slots of one window."""
-    moment = window[0]
-    while moment + terms.slot <= window[1]:
-        yield moment
-        moment += terms.slot
+    return slots
 
 
 @dataclass
@@ -223,28 +220,7 @@ def check_request(terms: ResourceTerms, request: BookingRequest, now: datetime) 
         raise BookingRejected(
             "quantity_exceeds_capacity", f"The resource takes at most {terms.capacity} at a time.", "/quantity"
         )
-    window = next(
-        (
-            w
-            for w in opening_windows(terms, request.start, request.end)
-            if w[0] <= request.start and request.end <= w[1]
-        ),
-        None,
-    )
-    if window is None:
-        raise BookingRejected(
-            "outside_opening_hours",
-            f"The resource is not open for the whole of that time ({terms.timezone}).",
-            "/start",
-        )
-    for field, moment in (("start", request.start), ("end", request.end)):
-        if (moment - window[0]) % terms.slot:
-            raise BookingRejected(
-                "not_on_slot_boundary",
-                f"`{field}` must fall on a {terms.slot_minutes}-minute slot boundary.",
-                f"/{field}",
-            )
-    slots = (request.end - request.start) // terms.slot
+    slots = len(_run_of_slots(terms, request))
     if not terms.min_slots <= slots <= terms.max_slots:
         raise BookingRejected(
             "invalid_duration",
@@ -257,6 +233,32 @@ def check_request(terms: ResourceTerms, request: BookingRequest, now: datetime) 
     if not priced and request.payment_token is not None:
         raise BookingRejected("payment_not_accepted", "This resource is free: send no payment.", "/payment")
     return slots
+
+
+def _run_of_slots(terms: ResourceTerms, request: BookingRequest) -> list[tuple[datetime, datetime]]:
+    """The consecutive slots a booking covers exactly, or BookingRejected saying why there are none."""
+    overlapping = slots_between(terms, request.start, request.end)
+    starts = {slot_start for slot_start, _ in overlapping}
+    ends = {slot_end for _, slot_end in overlapping}
+    for field, moment, edges in (("start", request.start, starts), ("end", request.end, ends)):
+        if moment not in edges:
+            if any(s < moment < e for s, e in overlapping):
+                raise BookingRejected(
+                    "not_on_slot_boundary",
+                    f"`{field}` must fall on a {terms.slot_minutes}-minute slot boundary.",
+                    f"/{field}",
+                )
+            raise BookingRejected(
+                "outside_opening_hours",
+                f"The resource is not open for the whole of that time ({terms.timezone}).",
+                "/start",
+            )
+    run = [(s, e) for s, e in overlapping if request.start <= s and e <= request.end]
+    if any(earlier[1] != later[0] for earlier, later in itertools.pairwise(run)):
+        raise BookingRejected(
+            "outside_opening_hours", f"The resource closes during that time ({terms.timezone}).", "/start"
+        )
+    return run
 
 
 def peak_usage(bookings: Iterable[Booking], start: datetime, end: datetime) -> int:
@@ -333,10 +335,8 @@ def availability(
     slots: list[Slot] = []
     if end <= now:
         return slots
-    for window in opening_windows(terms, max(start, now), end):
-        for slot_start in slot_starts(terms, window):
-            slot_end = slot_start + terms.slot
-            if slot_start >= start and slot_end <= end and slot_start > now:
-                used = peak_usage(blocking, slot_start, slot_end)
-                slots.append(Slot(slot_start, slot_end, max(terms.capacity - used, 0)))
+    for slot_start, slot_end in slots_between(terms, max(start, now), end):
+        if slot_start >= start and slot_end <= end and slot_start > now:
+            used = peak_usage(blocking, slot_start, slot_end)
+            slots.append(Slot(slot_start, slot_end, max(terms.capacity - used, 0)))
     return slots
