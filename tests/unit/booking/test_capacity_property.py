@@ -143,7 +143,7 @@ class CapacityMachine(RuleBasedStateMachine):
         try:
             booking = service.place_booking(uow=self.uow, request=request)
         except BookingRejected as error:
-            assert error.code == expected
+            assert error.code == expected  # noqa: PT017 - the outcome varies per step
             return
         except SlotUnavailable:
             assert expected == "slot_unavailable"
