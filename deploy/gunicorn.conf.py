@@ -1,9 +1,17 @@
 """Gunicorn settings for the API process (see docs/adr/0006-serve-with-gunicorn-gthread.md)."""
 
 import os
+import shutil
+import tempfile
+
+# Each worker writes its metrics to files here, so /metrics can merge every worker's samples.
+# It must be set before prometheus_client is first imported (the library picks its storage at
+# import time), and the workers inherit it; a fresh folder per server start, removed on exit.
+_OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bookwell-metrics-"))
 
 # Threads overlap database I/O inside a worker; workers use the cores. Start from 2 x 4 on
-# the 2-core reference machine and change it only with load-test numbers (make bench).
+# the 2-core reference machine and change it only with load-test numbers.
 workers = int(os.environ.get("BOOKWELL_WEB_WORKERS", "2"))
 threads = int(os.environ.get("BOOKWELL_WEB_THREADS", "4"))
 worker_class = "gthread"
@@ -12,3 +20,17 @@ graceful_timeout = 20  # SIGTERM: finish in-flight requests, then stop
 keepalive = 5
 accesslog = None  # the app writes one structured line per request itself
 errorlog = "-"
+control_socket_disable = True  # one fixed socket path per user would clash between servers
+
+
+def child_exit(_server, worker):
+    """Drop a dead worker's live gauges from the merged metrics."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(_server):
+    """Remove the metrics folder this server made."""
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

@@ -124,3 +124,23 @@ def test_contract_and_docs_are_served_locally(anonymous: Api, app: Flask) -> Non
         assert response.status_code == 200
         assert len(response.get_data()) > 10_000
         response.close()
+
+
+def test_metrics_count_requests_by_route_template(api: Api, anonymous: Api) -> None:
+    def count(text: str, line_start: str) -> float:
+        lines = [line for line in text.splitlines() if line.startswith(line_start)]
+        return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
+
+    series = 'bookwell_http_requests_total{method="GET",route="/v1/resources/<resource_id>",status="404"}'
+    before = count(anonymous.get("/metrics").get_data(as_text=True), series)
+    for _ in range(3):
+        api.get("/v1/resources/res_00000000000000000000000000")
+    response = anonymous.get("/metrics")
+    assert response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    assert count(text, series) == before + 3
+    assert (
+        'bookwell_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/resources/<resource_id>"}'
+        in text
+    )
+    assert "res_0000" not in text  # ids never become labels

@@ -489,19 +489,38 @@ def test_availability_spans_of_31_days_and_up_to_the_horizon_are_fine() -> None:
     assert len(availability(make_terms(), MONDAY, MONDAY + timedelta(days=31), [], NOW)) == 5 * 8  # five Mondays
 
 
-# --- Known bug: the slot grid of a resource open round the clock drifts across DST ------------------------------
+# --- Two-hour slots across DST: one grid per local day, the same for availability and booking -------------------
 
 TWO_HOUR_SLOTS_IN_BERLIN = make_terms(
     timezone="Europe/Berlin", opening_hours=ALL_DAY, slot_minutes=120, capacity=1, max_slots=12
 )
 
 
+def test_a_slot_that_does_not_fit_before_a_short_day_closes_is_not_offered() -> None:
+    # 2027-03-28 lasts 23 hours: 11 two-hour slots from 00:00 CET, then an hour too short for a twelfth.
+    opens, closes = local_midnight(2027, 3, 28), local_midnight(2027, 3, 29)
+    slots = slots_between(TWO_HOUR_SLOTS_IN_BERLIN, opens, closes)
+    assert [s for s, _ in slots] == [opens + 2 * i * HOUR for i in range(11)]
+    assert slots[-1][1] == closes - HOUR
+    assert rejection(TWO_HOUR_SLOTS_IN_BERLIN, make_request(closes - HOUR, closes + HOUR)) == (
+        "outside_opening_hours",
+        ["/start"],
+    )
+    # Slots on either side of the lost hour do not make one run.
+    assert rejection(TWO_HOUR_SLOTS_IN_BERLIN, make_request(closes - 3 * HOUR, closes + 2 * HOUR)) == (
+        "outside_opening_hours",
+        ["/start"],
+    )
+    assert check_request(TWO_HOUR_SLOTS_IN_BERLIN, make_request(closes, closes + 4 * HOUR), NOW) == 2
+
+
 def test_every_slot_availability_offers_after_a_dst_change_can_be_booked() -> None:
-    # Availability from 2027-03-29T00:00Z anchors at 2027-03-28 00:00 CET (23:00Z) and offers 03:00Z-05:00Z
-    # on 2027-03-30; booking that slot anchors at 2027-03-29 00:00 CEST (22:00Z) and is refused.
+    # Regression: slots used to be cut from the start of merged round-the-clock windows, so availability from
+    # 2027-03-29T00:00Z offered 2027-03-30 03:00Z-05:00Z, which booking then refused as not_on_slot_boundary.
     slots = availability(
         TWO_HOUR_SLOTS_IN_BERLIN, datetime(2027, 3, 29, tzinfo=UTC), datetime(2027, 3, 31, tzinfo=UTC), [], NOW
     )
+    assert len(slots) == 24
     refused = []
     for slot in slots:
         try:

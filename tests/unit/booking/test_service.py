@@ -350,8 +350,11 @@ def test_the_list_is_newest_first_filtered_and_paged(clock: Clock, uow: FakeBook
     ]
     ids = [b.id for b in made]
 
-    def listed(filters: BookingFilter = BookingFilter(), page: PageRequest = PageRequest(10)) -> list[str]:  # noqa: B008
-        return [b.id for b in service.list_bookings(uow=uow, organization_id=ORG, filters=filters, page=page).items]
+    def listed(filters: BookingFilter | None = None, page: PageRequest | None = None) -> list[str]:
+        found = service.list_bookings(
+            uow=uow, organization_id=ORG, filters=filters or BookingFilter(), page=page or PageRequest(10)
+        )
+        return [b.id for b in found.items]
 
     assert listed() == ids[::-1]
     assert listed(BookingFilter(resource_id=FREE_ROOM)) == [ids[3], ids[2], ids[0]]

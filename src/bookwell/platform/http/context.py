@@ -12,6 +12,8 @@ from flask import Response
 from flask import g
 from flask import request
 
+from bookwell.platform.metrics import observe_request
+
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
@@ -19,7 +21,7 @@ access_log = structlog.get_logger("bookwell.access")
 
 
 def init_app(app: Flask) -> None:
-    """Give every request an id, bind it to the log context, echo it, and log one line when it ends."""
+    """Give every request an id, bind it to the log context, echo it, and log and count it when it ends."""
 
     @app.before_request
     def _start() -> None:
@@ -37,13 +39,15 @@ def init_app(app: Flask) -> None:
     def _finish(response: Response) -> Response:
         request_id = g.get("request_id") or uuid.uuid4().hex
         response.headers["X-Request-ID"] = request_id
-        started = g.get("started", time.perf_counter())
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        route = request.url_rule.rule if request.url_rule else None
+        observe_request(request.method, route, response.status_code, seconds)
         access_log.info(
             "request",
             method=request.method,
-            route=request.url_rule.rule if request.url_rule else None,
+            route=route,
             status=response.status_code,
-            duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            duration_ms=round(seconds * 1000, 2),
             request_id=request_id,
             organization_id=g.get("organization_id"),
         )

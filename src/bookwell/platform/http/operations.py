@@ -1,4 +1,4 @@
-"""Operational endpoints: liveness, readiness, the contract and its rendered reference (assets served locally)."""
+"""Operational endpoints: liveness, readiness, metrics, the contract and its reference (assets served locally)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from bookwell.platform.http.contract import Contract
 from bookwell.platform.http.contract import Views
 from bookwell.platform.http.contract import serve_contract
 from bookwell.platform.http.problems import HttpProblem
+from bookwell.platform.metrics import exposition
 
 ReadinessCheck = Callable[[], bool]
 SWAGGER_DIST = os.path.join(os.path.dirname(flask_swagger_ui.__file__), "dist")
@@ -60,6 +61,11 @@ def operation_views(contract: Contract, checks: Mapping[str, ReadinessCheck]) ->
                 headers={"Retry-After": "5"},
             )
         return jsonify({"status": "ok", "checks": results})
+
+    @views.operation("getMetrics")
+    def metrics(_call: Call) -> Response:
+        body, content_type = exposition()
+        return Response(body, content_type=content_type)
 
     @views.operation("getContract")
     def contract_json(_call: Call) -> Response:
