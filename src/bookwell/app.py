@@ -44,9 +44,9 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     problems.init_app(app)
     pagination.init_app(app, settings.secret_key)
     operations.init_app(app)
-    identity_api.init_app(app, container.identity_uow)
-    catalog_api.init_app(app, container.catalog_uow)
-    booking_api.init_app(app, container.booking_uow)
+    identity_api.uow.init_app(app, container.identity_uow)
+    catalog_api.uow.init_app(app, container.catalog_uow)
+    booking_api.uow.init_app(app, container.booking_uow)
 
     v1 = Contract.load(CONTRACT_V1, v1_models)
     views = {

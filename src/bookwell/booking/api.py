@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
 from datetime import UTC
 from datetime import datetime
 
-from flask import Flask
 from flask import Response
-from flask import current_app
 from flask import jsonify
 
 from bookwell.booking import service
@@ -22,6 +19,7 @@ from bookwell.platform.http.conditional import etag
 from bookwell.platform.http.conditional import not_modified
 from bookwell.platform.http.conditional import with_etag
 from bookwell.platform.http.contract import Call
+from bookwell.platform.http.contract import Dependency
 from bookwell.platform.http.contract import Views
 from bookwell.platform.http.pagination import page_request
 from bookwell.platform.http.pagination import page_response
@@ -30,18 +28,8 @@ from bookwell.platform.kernel.errors import FieldError
 from bookwell.platform.kernel.errors import InvalidInput
 
 views = Views()
-UowFactory = Callable[..., BookingUnitOfWork]
+uow = Dependency[BookingUnitOfWork]("booking.uow")
 AVAILABILITY_MAX_AGE = 5  # seconds: a hold placed now shows within this long in a cached answer
-
-
-def init_app(app: Flask, uow_factory: UowFactory) -> None:
-    """Give the views their unit-of-work factory."""
-    app.extensions["bookwell.booking"] = uow_factory
-
-
-def _uow(*, readonly: bool = False) -> BookingUnitOfWork:
-    factory: UowFactory = current_app.extensions["bookwell.booking"]
-    return factory(readonly=readonly)
 
 
 def _utc(moment: datetime, pointer: str) -> datetime:
@@ -66,7 +54,7 @@ def create_booking(call: Call) -> tuple[Response, int, dict[str, str]]:
         payment_token=body.payment.token if body.payment else None,
         metadata=body.metadata.root if body.metadata else {},
     )
-    booking = service.place_booking(uow=_uow(), request=request)
+    booking = service.place_booking(uow=uow(), request=request)
     response = with_etag(jsonify(booking.snapshot()), booking.version)
     return response, 201, {"Location": f"/v1/bookings/{booking.id}"}
 
@@ -82,7 +70,7 @@ def list_bookings(call: Call) -> Response:
         start_to=None if query.start_to is None else _utc(query.start_to, "/query/start_to"),
     )
     page = service.list_bookings(
-        uow=_uow(readonly=True),
+        uow=uow(readonly=True),
         organization_id=call.organization_id,
         filters=filters,
         page=page_request(scope, query.limit, query.cursor),
@@ -93,7 +81,7 @@ def list_bookings(call: Call) -> Response:
 @views.operation("getBooking")
 def get_booking(call: Call) -> Response:
     booking = service.get_booking(
-        uow=_uow(readonly=True), organization_id=call.organization_id, booking_id=call.path["booking_id"]
+        uow=uow(readonly=True), organization_id=call.organization_id, booking_id=call.path["booking_id"]
     )
     return not_modified(etag(booking.version)) or with_etag(jsonify(booking.snapshot()), booking.version)
 
@@ -101,7 +89,7 @@ def get_booking(call: Call) -> Response:
 @views.operation("cancelBooking")
 def cancel_booking(call: Call) -> Response:
     booking = service.cancel_booking(
-        uow=_uow(), organization_id=call.organization_id, booking_id=call.path["booking_id"], reason=call.body.reason
+        uow=uow(), organization_id=call.organization_id, booking_id=call.path["booking_id"], reason=call.body.reason
     )
     return with_etag(jsonify(booking.snapshot()), booking.version)
 
@@ -112,7 +100,7 @@ def get_availability(call: Call) -> Response:
     end = _utc(call.query.to, "/query/to")
     resource_id = call.path["resource_id"]
     slots = service.availability(
-        uow=_uow(readonly=True), organization_id=call.organization_id, resource_id=resource_id, start=start, end=end
+        uow=uow(readonly=True), organization_id=call.organization_id, resource_id=resource_id, start=start, end=end
     )
     body = json.dumps(
         {

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from flask import Flask
 from flask import Response
-from flask import current_app
 from flask import jsonify
 
 from bookwell.catalog import service
@@ -16,28 +12,19 @@ from bookwell.platform.http.conditional import not_modified
 from bookwell.platform.http.conditional import required_versions
 from bookwell.platform.http.conditional import with_etag
 from bookwell.platform.http.contract import Call
+from bookwell.platform.http.contract import Dependency
 from bookwell.platform.http.contract import Views
 from bookwell.platform.http.pagination import page_request
 from bookwell.platform.http.pagination import page_response
 
 views = Views()
-UowFactory = Callable[..., CatalogUnitOfWork]
-
-
-def init_app(app: Flask, uow_factory: UowFactory) -> None:
-    """Give the views their unit-of-work factory."""
-    app.extensions["bookwell.catalog"] = uow_factory
-
-
-def _uow(*, readonly: bool = False) -> CatalogUnitOfWork:
-    factory: UowFactory = current_app.extensions["bookwell.catalog"]
-    return factory(readonly=readonly)
+uow = Dependency[CatalogUnitOfWork]("catalog.uow")
 
 
 @views.operation("createResource")
 def create_resource(call: Call) -> tuple[Response, int, dict[str, str]]:
     resource = service.create_resource(
-        uow=_uow(),
+        uow=uow(),
         organization_id=call.organization_id,
         fields=call.body.model_dump(exclude_unset=True),
     )
@@ -49,7 +36,7 @@ def create_resource(call: Call) -> tuple[Response, int, dict[str, str]]:
 def list_resources(call: Call) -> Response:
     scope = call.operation.operation_id
     page = service.list_resources(
-        uow=_uow(readonly=True),
+        uow=uow(readonly=True),
         organization_id=call.organization_id,
         page=page_request(scope, call.query.limit, call.query.cursor),
         active=call.query.active,
@@ -60,7 +47,7 @@ def list_resources(call: Call) -> Response:
 @views.operation("getResource")
 def get_resource(call: Call) -> Response:
     resource = service.get_resource(
-        uow=_uow(readonly=True),
+        uow=uow(readonly=True),
         organization_id=call.organization_id,
         resource_id=call.path["resource_id"],
     )
@@ -70,7 +57,7 @@ def get_resource(call: Call) -> Response:
 @views.operation("updateResource")
 def update_resource(call: Call) -> Response:
     resource = service.update_resource(
-        uow=_uow(),
+        uow=uow(),
         organization_id=call.organization_id,
         resource_id=call.path["resource_id"],
         accepted_versions=required_versions(),
@@ -82,7 +69,7 @@ def update_resource(call: Call) -> Response:
 @views.operation("deleteResource")
 def delete_resource(call: Call) -> tuple[str, int]:
     service.delete_resource(
-        uow=_uow(),
+        uow=uow(),
         organization_id=call.organization_id,
         resource_id=call.path["resource_id"],
         accepted_versions=required_versions(),

@@ -2,44 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from flask import Flask
 from flask import Response
-from flask import current_app
 from flask import jsonify
 
 from bookwell.identity import service
 from bookwell.identity.ports import IdentityUnitOfWork
 from bookwell.platform.http.contract import Call
+from bookwell.platform.http.contract import Dependency
 from bookwell.platform.http.contract import Views
 from bookwell.platform.http.pagination import page_request
 from bookwell.platform.http.pagination import page_response
 
 views = Views()
-UowFactory = Callable[..., IdentityUnitOfWork]
-
-
-def init_app(app: Flask, uow_factory: UowFactory) -> None:
-    """Give the views their unit-of-work factory."""
-    app.extensions["bookwell.identity"] = uow_factory
-
-
-def _uow(*, readonly: bool = False) -> IdentityUnitOfWork:
-    factory: UowFactory = current_app.extensions["bookwell.identity"]
-    return factory(readonly=readonly)
+uow = Dependency[IdentityUnitOfWork]("identity.uow")
 
 
 @views.operation("getOrganization")
 def get_organization(call: Call) -> Response:
-    organization = service.get_organization(uow=_uow(readonly=True), organization_id=call.organization_id)
+    organization = service.get_organization(uow=uow(readonly=True), organization_id=call.organization_id)
     return jsonify(organization.snapshot())
 
 
 @views.operation("createApiKey")
 def create_api_key(call: Call) -> tuple[Response, int, dict[str, str]]:
     key, token = service.create_api_key(
-        uow=_uow(),
+        uow=uow(),
         organization_id=call.organization_id,
         name=call.body.name,
         scopes=frozenset(scope.value for scope in call.body.scopes),
@@ -55,7 +42,7 @@ def create_api_key(call: Call) -> tuple[Response, int, dict[str, str]]:
 def list_api_keys(call: Call) -> Response:
     scope = call.operation.operation_id
     page = service.list_api_keys(
-        uow=_uow(readonly=True),
+        uow=uow(readonly=True),
         organization_id=call.organization_id,
         page=page_request(scope, call.query.limit, call.query.cursor),
     )
@@ -65,7 +52,7 @@ def list_api_keys(call: Call) -> Response:
 @views.operation("revokeApiKey")
 def revoke_api_key(call: Call) -> tuple[str, int]:
     service.revoke_api_key(
-        uow=_uow(),
+        uow=uow(),
         organization_id=call.organization_id,
         api_key_id=call.path["api_key_id"],
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextvars
 import sqlite3
+from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
@@ -13,13 +14,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 from typing import Self
+from typing import TypeVar
 
+from sqlalchemy import ColumnElement
 from sqlalchemy import Connection
 from sqlalchemy import DateTime
 from sqlalchemy import Dialect
 from sqlalchemy import Engine
 from sqlalchemy import MetaData
 from sqlalchemy import NestedTransaction
+from sqlalchemy import Select
 from sqlalchemy import TypeDecorator
 from sqlalchemy import create_engine
 from sqlalchemy import event
@@ -28,8 +32,11 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.engine import make_url
 
 from bookwell.platform.kernel.errors import Busy
+from bookwell.platform.kernel.pages import Page
+from bookwell.platform.kernel.pages import PageRequest
 from bookwell.settings import Settings
 
+T = TypeVar("T")
 READONLY_OPTION = "bookwell_readonly"
 _LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
 _AMBIENT: contextvars.ContextVar[tuple[Database, Connection] | None] = contextvars.ContextVar(
@@ -45,6 +52,22 @@ metadata = MetaData(
         "pk": "pk_%(table_name)s",
     }
 )
+
+
+def fetch_page(
+    connection: Connection,
+    query: Select[Any],
+    key: ColumnElement[str],
+    page: PageRequest,
+    convert: Callable[[Any], T],
+    *,
+    newest_first: bool = True,
+) -> Page[T]:
+    """One keyset page of `query` ordered by `key` (an id, time-sortable), after `page.after`."""
+    if page.after is not None:
+        query = query.where(key < page.after if newest_first else key > page.after)
+    rows = connection.execute(query.order_by(key.desc() if newest_first else key).limit(page.limit + 1)).all()
+    return Page.from_overfetch([convert(row) for row in rows], page)
 
 
 class UtcDateTime(TypeDecorator[datetime]):

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy import text
 
 from bookwell.platform.db import UtcDateTime
+from bookwell.platform.db import fetch_page
 from bookwell.platform.db import metadata
 from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.clock import utcnow
@@ -68,10 +69,11 @@ def event_log(
     query = select(outbox).where(outbox.c.organization_id == organization_id)
     if event_type is not None:
         query = query.where(outbox.c.type == event_type)
-    if page.after is not None:
-        query = query.where(outbox.c.id > page.after)
-    rows = connection.execute(query.order_by(outbox.c.id).limit(page.limit + 1)).all()
-    return Page.from_overfetch([LoggedEvent(r.id, r.type, r.created_at, r.payload) for r in rows], page)
+    return fetch_page(connection, query, outbox.c.id, page, _logged, newest_first=False)
+
+
+def _logged(row: Any) -> LoggedEvent:
+    return LoggedEvent(row.id, row.type, row.created_at, row.payload)
 
 
 class SqlOutbox:

@@ -27,6 +27,7 @@ from bookwell.booking.ports import BookingFilter
 from bookwell.catalog import facade as catalog
 from bookwell.platform.db import SqlUnitOfWork
 from bookwell.platform.db import UtcDateTime
+from bookwell.platform.db import fetch_page
 from bookwell.platform.db import metadata
 from bookwell.platform.kernel.money import Money
 from bookwell.platform.kernel.pages import Page
@@ -160,10 +161,7 @@ class SqlBookingRepository:
             query = query.where(bookings.c.starts_at >= filters.start_from)
         if filters.start_to is not None:
             query = query.where(bookings.c.starts_at < filters.start_to)
-        if page.after is not None:
-            query = query.where(bookings.c.id < page.after)
-        rows = self._connection.execute(query.order_by(bookings.c.id.desc()).limit(page.limit + 1)).all()
-        return Page.from_overfetch([_booking(row) for row in rows], page)
+        return fetch_page(self._connection, query, bookings.c.id, page, _booking)
 
     def overlapping(self, resource_id: str, start: datetime, end: datetime, now: datetime) -> Sequence[Booking]:
         query = select(bookings).where(

@@ -23,6 +23,7 @@ from bookwell.catalog.domain import OpeningHours
 from bookwell.catalog.domain import Resource
 from bookwell.platform.db import SqlUnitOfWork
 from bookwell.platform.db import UtcDateTime
+from bookwell.platform.db import fetch_page
 from bookwell.platform.db import metadata
 from bookwell.platform.kernel.money import Money
 from bookwell.platform.kernel.pages import Page
@@ -149,10 +150,7 @@ class SqlResourceRepository:
         )
         if active is not None:
             query = query.where(resources.c.active.is_(active))
-        if page.after is not None:
-            query = query.where(resources.c.id < page.after)
-        rows = self._connection.execute(query.order_by(resources.c.id.desc()).limit(page.limit + 1)).all()
-        return Page.from_overfetch([_resource(row) for row in rows], page)
+        return fetch_page(self._connection, query, resources.c.id, page, _resource)
 
     def save(self, resource: Resource, *, previous_version: int) -> bool:
         result = self._connection.execute(

@@ -17,6 +17,7 @@ from bookwell.identity.domain import ApiKey
 from bookwell.identity.domain import Organization
 from bookwell.platform.db import SqlUnitOfWork
 from bookwell.platform.db import UtcDateTime
+from bookwell.platform.db import fetch_page
 from bookwell.platform.db import metadata
 from bookwell.platform.kernel.pages import Page
 from bookwell.platform.kernel.pages import PageRequest
@@ -112,10 +113,7 @@ class SqlApiKeyRepository:
 
     def list(self, organization_id: str, page: PageRequest) -> Page[ApiKey]:
         query = select(api_keys).where(api_keys.c.organization_id == organization_id)
-        if page.after is not None:
-            query = query.where(api_keys.c.id < page.after)
-        rows = self._connection.execute(query.order_by(api_keys.c.id.desc()).limit(page.limit + 1)).all()
-        return Page.from_overfetch([_key(row) for row in rows], page)
+        return fetch_page(self._connection, query, api_keys.c.id, page, _key)
 
     def count_active_with_scope(self, organization_id: str, scope: str) -> int:
         query = select(api_keys.c.scopes).where(

@@ -16,6 +16,8 @@ from dataclasses import field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from typing import Generic
+from typing import TypeVar
 
 import yaml
 from flask import Flask
@@ -36,6 +38,7 @@ from bookwell.platform.kernel.errors import FieldError
 from bookwell.platform.kernel.errors import NotFound
 from bookwell.platform.kernel.principal import Principal
 
+T = TypeVar("T")
 HTTP_METHODS = ("get", "put", "post", "patch", "delete")
 _PATH_PARAM = re.compile(r"{([a-z_][a-z0-9_]*)}")
 
@@ -78,6 +81,21 @@ class Call:
 
 
 View = Callable[[Call], ResponseReturnValue]
+
+
+class Dependency(Generic[T]):
+    """A factory the app hands a context's views at start-up, called per request (e.g. a unit of work)."""
+
+    def __init__(self, name: str) -> None:
+        self._key = f"bookwell.dependency.{name}"
+
+    def init_app(self, app: Flask, factory: Callable[..., T]) -> None:
+        """Give this app's views their factory."""
+        app.extensions[self._key] = factory
+
+    def __call__(self, **kwargs: Any) -> T:
+        factory: Callable[..., T] = current_app.extensions[self._key]
+        return factory(**kwargs)
 
 
 class Views(dict[str, View]):
