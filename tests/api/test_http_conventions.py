@@ -144,3 +144,26 @@ def test_metrics_count_requests_by_route_template(api: Api, anonymous: Api) -> N
         in text
     )
     assert "res_0000" not in text  # ids never become labels
+
+
+def test_a_query_string_that_is_not_utf8_is_400(api: Api) -> None:
+    response = api.get("/v1/resources", environ_overrides={"QUERY_STRING": "active=\xff"}, validate=False)
+    problem(response, 400, "malformed_request")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "pointer"),
+    [
+        ("/v1/resources", RESOURCE | {"name": "Court\u0000"}, "/name"),
+        ("/v1/resources", RESOURCE | {"description": "a\u0000b"}, "/description"),
+    ],
+)
+def test_text_with_nul_is_422_with_a_pointer(api: Api, path: str, body: dict[str, object], pointer: str) -> None:
+    response = api.post(path, json=body)
+    assert [e["pointer"] for e in problem(response, 422, "validation_failed")["errors"]] == [pointer]
+    assert api.get("/v1/resources").get_json()["data"] == []
+
+
+def test_a_query_value_with_nul_is_422(api: Api) -> None:
+    body = problem(api.get("/v1/bookings", query_string={"customer_email": "a\u0000@b.co"}), 422, "validation_failed")
+    assert body["errors"][0]["pointer"] == "/query/customer_email"

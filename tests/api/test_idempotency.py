@@ -144,3 +144,9 @@ def test_keys_older_than_a_day_are_purged(api: Api, app: Flask) -> None:
     assert IdempotencyStore(database).purge(utcnow()) == 1
     with database.engine.connect() as connection:
         assert connection.execute(select(idempotency_keys.c.key)).scalars().all() == ["new"]
+
+
+def test_deeply_nested_json_under_a_key_is_400_not_500(api: Api) -> None:
+    deep = "[" * 15000 + "]" * 15000
+    response = api.post("/v1/bookings", data=deep, content_type="application/json", headers={"Idempotency-Key": "d"})
+    problem(response, 400, "malformed_json")

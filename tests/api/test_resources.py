@@ -54,6 +54,8 @@ def test_patch_requires_if_match_and_rejects_a_stale_one(api: Api) -> None:
     assert (updated.get_json()["capacity"], updated.get_json()["description"]) == (3, "Clay")
     problem(api.patch(path, json={"capacity": 4}, headers={"If-Match": '"v1"'}), 412, "precondition_failed")
     problem(api.patch(path, json={"capacity": 4}, headers={"If-Match": 'W/"v2"'}), 412, "precondition_failed")
+    for empty in ['""', '"", "v1"']:
+        problem(api.patch(path, json={"capacity": 4}, headers={"If-Match": empty}), 412, "precondition_failed")
     assert api.get(path).get_json()["capacity"] == 3
     cleared = api.patch(path, json={"description": None}, headers={"If-Match": "*"})
     assert cleared.status_code == 200

@@ -159,6 +159,7 @@ def _lock_timeouts_are_busy(context: ExceptionContext) -> None:
 def _postgresql_engine(settings: Settings) -> Engine:
     return create_engine(
         make_url(settings.database_url).set(drivername="postgresql+psycopg"),
+        hide_parameters=True,  # a database error's message must not carry customer data into the logs
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
@@ -177,6 +178,7 @@ def _sqlite_engine(settings: Settings) -> Engine:
     url = make_url(settings.database_url)
     engine = create_engine(
         url,
+        hide_parameters=True,
         connect_args={
             "timeout": settings.sqlite_busy_timeout_ms / 1000,
             "check_same_thread": False,

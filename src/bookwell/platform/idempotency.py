@@ -70,6 +70,7 @@ class Claim(enum.Enum):
 class ClaimResult:
     claim: Claim
     stored: StoredResponse | None = None  # set when the identical request already completed
+    lease: datetime | None = None  # set when the key is this request's: proof of ownership for later
 
 
 class IdempotencyStore:
@@ -81,8 +82,11 @@ class IdempotencyStore:
     def claim(self, organization_id: str, key: str, fingerprint: str, now: datetime) -> ClaimResult:
         """Take the key for this request (in a transaction of its own, so racing duplicates see it)."""
         with self.database.engine.connect() as connection, connection.begin():
-            if self._insert_claim(connection, organization_id, key, fingerprint, now):
-                return ClaimResult(Claim.RUN)
+            lease = now + CLAIM_LEASE
+            if self._insert_claim(
+                connection, organization_id=organization_id, key=key, fingerprint=fingerprint, now=now, lease=lease
+            ):
+                return ClaimResult(Claim.RUN, lease=lease)
             row = connection.execute(
                 select(idempotency_keys)
                 .where(idempotency_keys.c.organization_id == organization_id, idempotency_keys.c.key == key)
@@ -95,11 +99,18 @@ class IdempotencyStore:
                 return ClaimResult(Claim.RUN, stored)
             if row.locked_until > now:
                 return ClaimResult(Claim.IN_USE)
-            connection.execute(self._where(organization_id, key).values(locked_until=now + CLAIM_LEASE))
-            return ClaimResult(Claim.RUN)
+            connection.execute(self._where(organization_id, key).values(locked_until=lease))
+            return ClaimResult(Claim.RUN, lease=lease)
 
     def _insert_claim(
-        self, connection: Connection, organization_id: str, key: str, fingerprint: str, now: datetime
+        self,
+        connection: Connection,
+        *,
+        organization_id: str,
+        key: str,
+        fingerprint: str,
+        now: datetime,
+        lease: datetime,
     ) -> bool:
         insert = pg_insert if self.database.dialect == "postgresql" else sqlite_insert
         statement = (
@@ -108,7 +119,7 @@ class IdempotencyStore:
                 organization_id=organization_id,
                 key=key,
                 fingerprint=fingerprint,
-                locked_until=now + CLAIM_LEASE,
+                locked_until=lease,
                 created_at=now,
             )
             .on_conflict_do_nothing()
@@ -123,25 +134,40 @@ class IdempotencyStore:
         )
 
     def complete(
-        self, connection: Connection, organization_id: str, key: str, response: StoredResponse, now: datetime
-    ) -> None:
-        """Store the answer on `connection`: in the request's transaction, it commits with the effect."""
-        connection.execute(
-            self._where(organization_id, key).values(
+        self,
+        connection: Connection,
+        *,
+        organization_id: str,
+        key: str,
+        lease: datetime,
+        response: StoredResponse,
+        now: datetime,
+    ) -> bool:
+        """Store the answer on `connection` (in the request's transaction it commits with the effect).
+
+        False when the claim is no longer this request's: it outlived its lease and another request
+        took the key over, so this request's effect must not commit.
+        """
+        statement = (
+            self._where(organization_id, key)
+            .where(idempotency_keys.c.locked_until == lease, idempotency_keys.c.completed_at.is_(None))
+            .values(
                 response_status=response.status,
                 response_headers=response.headers,
                 response_body=response.body,
                 completed_at=now,
             )
         )
+        return connection.execute(statement.returning(idempotency_keys.c.key)).first() is not None
 
-    def release(self, organization_id: str, key: str) -> None:
-        """Give the key up after an answer that is not stored (5xx, or a 409 that says retry)."""
+    def release(self, organization_id: str, key: str, lease: datetime) -> None:
+        """Give up this request's claim after an answer that is not stored (5xx, or a 409 that says retry)."""
         with self.database.engine.connect() as connection, connection.begin():
             connection.execute(
                 delete(idempotency_keys).where(
                     idempotency_keys.c.organization_id == organization_id,
                     idempotency_keys.c.key == key,
+                    idempotency_keys.c.locked_until == lease,
                     idempotency_keys.c.completed_at.is_(None),
                 )
             )

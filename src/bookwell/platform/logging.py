@@ -14,6 +14,7 @@ import structlog
 _SECRET_KEY = re.compile(r"authorization|secret|password|token|api_key|cookie", re.IGNORECASE)
 _BEARER = re.compile(r"(?i)\b(bearer\s+)\S+")
 _API_KEY = re.compile(r"\bbw_[A-Za-z0-9]+_[A-Za-z0-9_-]+")
+_PG_DETAIL = re.compile(r"(?m)^(DETAIL:).*$")  # PostgreSQL's DETAIL repeats row values ("Failing row contains ...")
 _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
 REDACTED = "[redacted]"
 
@@ -21,6 +22,7 @@ REDACTED = "[redacted]"
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
         value = _URL_PASSWORD.sub(r"\1" + REDACTED + "@", value)
+        value = _PG_DETAIL.sub(r"\1 " + REDACTED, value)
         return _API_KEY.sub(REDACTED, _BEARER.sub(r"\1" + REDACTED, value))
     if isinstance(value, dict):
         return {k: REDACTED if _SECRET_KEY.search(str(k)) else _redact_value(v) for k, v in value.items()}
@@ -30,7 +32,7 @@ def _redact_value(value: Any) -> Any:
 
 
 def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Mask fields named like secrets, and bearer tokens, API keys and URL passwords wherever they appear."""
+    """Mask fields named like secrets, and bearer tokens, API keys, URL passwords and PostgreSQL DETAIL lines."""
     for key, value in list(event_dict.items()):
         event_dict[key] = REDACTED if _SECRET_KEY.search(key) else _redact_value(value)
     return event_dict

@@ -162,3 +162,64 @@ def test_the_main_list_queries_use_an_index(postgres_database: Database, where: 
     text_plan = json.dumps(plan)
     assert "Seq Scan" not in text_plan, text_plan
     assert "Index" in text_plan
+
+
+def test_a_busy_answer_says_when_to_retry_and_is_not_stored(database: Database) -> None:
+    from bookwell.app import create_app
+    from bookwell.bootstrap import bootstrap
+
+    _org, court = setup(database)
+    impatient = Database(
+        database.settings.model_copy(update={"db_lock_timeout_ms": 200, "sqlite_busy_timeout_ms": 200})
+    )
+    try:
+        app = create_app(impatient.settings, container=bootstrap(impatient.settings, database=impatient))
+        _, token = identity_service.create_organization(uow=SqlIdentityUnitOfWork(database), name="Busy")
+        identity = identity_service.authenticate(uow=SqlIdentityUnitOfWork(database, readonly=True), token=token)
+        assert identity is not None
+        other_court = catalog_service.create_resource(
+            uow=SqlCatalogUnitOfWork(database),
+            organization_id=identity.principal.organization_id,
+            fields={
+                "name": "C",
+                "timezone": "UTC",
+                "slot_minutes": 60,
+                "opening_hours": {
+                    "monday": [["00:00", "24:00"]],
+                    "tuesday": [["00:00", "24:00"]],
+                    "wednesday": [["00:00", "24:00"]],
+                    "thursday": [["00:00", "24:00"]],
+                    "friday": [["00:00", "24:00"]],
+                    "saturday": [["00:00", "24:00"]],
+                    "sunday": [["00:00", "24:00"]],
+                },
+                "price_per_slot": {"amount": 0, "currency": "EUR"},
+            },
+        )
+        body = {
+            "resource_id": other_court.id,
+            "start": TOMORROW.isoformat(),
+            "end": (TOMORROW + timedelta(hours=1)).isoformat(),
+            "customer": {"name": "A", "email": "a@b.co"},
+        }
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "busy-1"}
+        client = app.test_client()
+        with database.engine.connect() as holder:
+            holder.begin()
+            holder.execute(select(resources.c.id).where(resources.c.id == other_court.id).with_for_update())
+            holder.execute(
+                update(resources).where(resources.c.id == other_court.id).values(version=resources.c.version)
+            )
+            busy = client.post("/v1/bookings", json=body, headers=headers)
+            holder.rollback()
+        assert (busy.status_code, busy.get_json()["code"], busy.headers.get("Retry-After")) == (
+            409,
+            "resource_busy",
+            "1",
+        )
+        retried = client.post("/v1/bookings", json=body, headers=headers)
+        assert retried.status_code == 201
+        assert "Idempotent-Replayed" not in retried.headers
+    finally:
+        impatient.dispose()
+    assert court  # the first resource of setup() stays untouched

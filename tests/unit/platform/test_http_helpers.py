@@ -38,9 +38,12 @@ def test_secrets_are_redacted_by_name_and_by_shape() -> None:
             "note": "Bearer xyz.abc",
             "password": "hunter2",
             "error": "could not connect to postgresql://admin:hunter2@db:5432/app",
+            "exception": "null value in column\nDETAIL:  Failing row contains (org_x, card 4242, null).\n[SQL: ...]",
         },
     )
     assert "hunter2" not in str(event)
+    assert "4242" not in str(event)
+    assert event["exception"] == f"null value in column\nDETAIL: {REDACTED}\n[SQL: ...]"
     assert event["error"] == f"could not connect to postgresql://admin:{REDACTED}@db:5432/app"
     assert token not in str(event)
     assert event["headers"] == {"Authorization": REDACTED, "Accept": "json"}

@@ -44,7 +44,7 @@ def required_versions() -> frozenset[int] | None:
         return None
     versions = set()
     for tag in if_match.as_set():
-        match = _VERSION_TAG.match(tag)
+        match = _VERSION_TAG.match(tag or "")
         if match:
             versions.add(int(match.group(1)))
     return frozenset(versions)

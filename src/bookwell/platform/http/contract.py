@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -27,6 +28,7 @@ from flask import request
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
 from pydantic import ValidationError
+from werkzeug.datastructures import MultiDict
 
 from bookwell.platform.http.auth import Authenticator
 from bookwell.platform.http.auth import authenticate
@@ -228,25 +230,58 @@ def _parse_body(model: type[BaseModel]) -> BaseModel:
             "Unsupported media type",
             "Send the body as `Content-Type: application/json`.",
         )
+    raw = request.get_data(cache=True)
     try:
-        return model.model_validate_json(request.get_data(cache=True), strict=True)
+        body = model.model_validate_json(raw, strict=True)
     except ValidationError as error:
         if any(e["type"] == "json_invalid" for e in error.errors()):
             raise HttpProblem(400, "malformed_json", "Malformed JSON", "The body is not valid JSON.") from error
         raise _invalid(error, "") from error
+    if b"\\u0000" in raw.lower():  # JSON can carry U+0000 only escaped; PostgreSQL text cannot hold it
+        raise _nul_problem(tuple(_nul_pointers(json.loads(raw), "")))
+    return body
+
+
+def _nul_pointers(value: Any, pointer: str) -> Iterator[str]:
+    if isinstance(value, str) and "\x00" in value:
+        yield pointer or "/"
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                yield pointer or "/"
+            yield from _nul_pointers(item, _pointer(pointer, (key,)))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nul_pointers(item, _pointer(pointer, (index,)))
+
+
+def _nul_problem(pointers: tuple[str, ...]) -> HttpProblem:
+    errors = tuple(FieldError(p, "must not contain the NUL character (U+0000)") for p in pointers)
+    return HttpProblem(422, "validation_failed", "Validation failed", "Text must not contain U+0000.", errors=errors)
+
+
+def _query_args() -> MultiDict[str, str]:
+    try:
+        return request.args
+    except UnicodeDecodeError as error:
+        raise HttpProblem(400, "malformed_request", "Malformed request", "The query string is not UTF-8.") from error
 
 
 def _parse_query(model: type[BaseModel] | None) -> BaseModel | None:
+    args = _query_args()
     declared = {field.alias or name for name, field in model.model_fields.items()} if model else set()
-    unknown = sorted(set(request.args) - declared)
+    unknown = sorted(set(args) - declared)
     if unknown:
         # A misspelt filter silently ignored would answer a different question than the one asked.
         errors = tuple(FieldError(_pointer("/query", (name,)), "unknown query parameter") for name in unknown)
         raise HttpProblem(422, "validation_failed", "Validation failed", "Unknown query parameters.", errors=errors)
+    with_nul = tuple(_pointer("/query", (name,)) for name, value in args.items() if "\x00" in value)
+    if with_nul:
+        raise _nul_problem(with_nul)
     if model is None:
         return None
     try:
-        return model.model_validate({name: request.args[name] for name in declared if name in request.args})
+        return model.model_validate({name: args[name] for name in declared if name in args})
     except ValidationError as error:
         raise _invalid(error, "/query") from error
 

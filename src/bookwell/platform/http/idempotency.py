@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from datetime import datetime
 
 from flask import Response
 from flask import request
@@ -56,9 +57,9 @@ def _fingerprint() -> str:
     raw = request.get_data(cache=True)
     try:
         body = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to canonicalise: the bytes as sent
         body = raw
-    digest = hashlib.sha256(f"{request.method} {request.path}?{request.query_string.decode()}\n".encode())
+    digest = hashlib.sha256(f"{request.method} {request.path}?".encode() + request.query_string + b"\n")
     digest.update(body)
     return digest.hexdigest()
 
@@ -79,6 +80,16 @@ def _replay(stored: StoredResponse) -> Response:
     return response
 
 
+def _in_use() -> HttpProblem:
+    return HttpProblem(
+        409,
+        "idempotency_key_in_use",
+        "Idempotency key in use",
+        "A request with this key is still being processed; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
 class Idempotency:
     """Runs a keyed request at most once per organization and key."""
 
@@ -92,31 +103,36 @@ class Idempotency:
         if claimed.stored is not None:
             return _replay(claimed.stored)
         if claimed.claim is Claim.IN_USE:
-            raise HttpProblem(
-                409,
-                "idempotency_key_in_use",
-                "Idempotency key in use",
-                "A request with this key is still being processed; retry shortly.",
-                headers={"Retry-After": "1"},
-            )
+            raise _in_use()
         if claimed.claim is Claim.REUSED:
             raise HttpProblem(
                 422, "idempotency_key_reused", "Idempotency key reused", "This key was used for a different request."
             )
+        lease = claimed.lease
+        assert lease is not None  # a claim to run always carries its lease
         try:
-            response = self._run_in_one_transaction(organization_id, key, handle)
+            response = self._run_in_one_transaction(organization_id, key, lease, handle)
         except BaseException:
-            self.store.release(organization_id, key)
+            self.store.release(organization_id, key, lease)
             raise
         if response.status_code >= 400:
             if _storable(response):
                 with self.database.engine.connect() as connection, connection.begin():
-                    self.store.complete(connection, organization_id, key, _stored(response), utcnow())
+                    self.store.complete(
+                        connection,
+                        organization_id=organization_id,
+                        key=key,
+                        lease=lease,
+                        response=_stored(response),
+                        now=utcnow(),
+                    )
             else:
-                self.store.release(organization_id, key)
+                self.store.release(organization_id, key, lease)
         return response
 
-    def _run_in_one_transaction(self, organization_id: str, key: str, handle: Callable[[], Response]) -> Response:
+    def _run_in_one_transaction(
+        self, organization_id: str, key: str, lease: datetime, handle: Callable[[], Response]
+    ) -> Response:
         with self.database.request_transaction() as connection:
             try:
                 response = handle()
@@ -126,6 +142,16 @@ class Idempotency:
                     raise
                 return rendered  # the transaction rolls back: an error leaves no effect
             if response.status_code < 400:
-                self.store.complete(connection, organization_id, key, _stored(response), utcnow())
+                stored = self.store.complete(
+                    connection,
+                    organization_id=organization_id,
+                    key=key,
+                    lease=lease,
+                    response=_stored(response),
+                    now=utcnow(),
+                )
+                if not stored:
+                    # This request outlived its lease and another took the key over: keep no effect.
+                    raise _in_use()
                 connection.commit()
             return response

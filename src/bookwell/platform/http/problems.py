@@ -81,12 +81,9 @@ def problem_response(problem: HttpProblem) -> Response:
 
 def from_domain_error(error: DomainError) -> HttpProblem:
     """The HTTP form of a context's error."""
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
     return HttpProblem(
-        STATUS_BY_KIND[error.kind],
-        error.code,
-        error.title,
-        error.detail,
-        errors=error.errors,
+        STATUS_BY_KIND[error.kind], error.code, error.title, error.detail, errors=error.errors, headers=headers
     )
 
 
