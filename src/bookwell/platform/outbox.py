@@ -65,7 +65,12 @@ class LoggedEvent:
 def event_log(
     connection: Connection, organization_id: str, event_type: str | None, page: PageRequest
 ) -> Page[LoggedEvent]:
-    """The organization's events, oldest first."""
+    """The organization's events, oldest first (by event id).
+
+    Known gap, for the relay (issue 4): ids are made before commit, so an event whose transaction
+    commits after a later-id event's can land behind a cursor a reader already holds. The relay's
+    commit-ordered position should become this list's order.
+    """
     query = select(outbox).where(outbox.c.organization_id == organization_id)
     if event_type is not None:
         query = query.where(outbox.c.type == event_type)
