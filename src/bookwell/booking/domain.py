@@ -7,6 +7,7 @@ turned into UTC windows day by day so DST changes shorten or lengthen a day as t
 from __future__ import annotations
 
 import enum
+import heapq
 import itertools
 import zoneinfo
 from collections.abc import Iterable
@@ -335,8 +336,24 @@ def availability(
     slots: list[Slot] = []
     if end <= now:
         return slots
-    for slot_start, slot_end in slots_between(terms, max(start, now), end):
-        if slot_start >= start and slot_end <= end and slot_start > now:
-            used = peak_usage(blocking, slot_start, slot_end)
-            slots.append(Slot(slot_start, slot_end, max(terms.capacity - used, 0)))
+    grid = [(a, b) for a, b in slots_between(terms, max(start, now), end) if a >= start and b <= end and a > now]
+    for (slot_start, slot_end), overlapping in zip(grid, _overlapping_each(grid, blocking), strict=True):
+        used = peak_usage(overlapping, slot_start, slot_end)
+        slots.append(Slot(slot_start, slot_end, max(terms.capacity - used, 0)))
     return slots
+
+
+def _overlapping_each(
+    grid: Sequence[tuple[datetime, datetime]], bookings: Sequence[Booking]
+) -> Iterable[list[Booking]]:
+    """For each slot of a time-ordered grid, the bookings that overlap it: one pass, not slots x bookings."""
+    waiting = sorted(bookings, key=lambda booking: booking.start)
+    active: list[tuple[datetime, int, Booking]] = []  # a heap by end
+    taken = 0
+    for slot_start, slot_end in grid:
+        while taken < len(waiting) and waiting[taken].start < slot_end:
+            heapq.heappush(active, (waiting[taken].end, taken, waiting[taken]))
+            taken += 1
+        while active and active[0][0] <= slot_start:
+            heapq.heappop(active)
+        yield [booking for _, _, booking in active]

@@ -31,7 +31,7 @@ ORG = "org_01AAAAAAAAAAAAAAAAAAAAAAAA"
 RESOURCE = "res_01AAAAAAAAAAAAAAAAAAAAAAAA"
 T0 = datetime(2027, 1, 4, 22, 0, tzinfo=UTC)  # two hours before midnight: bookings may run across it
 SLOT = 15  # minutes
-SLOTS_AHEAD = 16  # requests start within 4 hours of T0: few slots, so bookings often collide
+SLOTS_AHEAD = 12  # requests start within 3 hours of T0: few slots, so bookings often collide and touch
 MAX_SLOTS = 4
 MINUTES = (SLOTS_AHEAD + MAX_SLOTS) * SLOT  # every request lies within [T0, T0 + MINUTES)
 
@@ -117,7 +117,19 @@ class CapacityMachine(RuleBasedStateMachine):
 
     @rule(first=st.integers(0, SLOTS_AHEAD - 1), slots=st.integers(1, MAX_SLOTS), units=st.integers(0, 4))
     def place(self, first: int, slots: int, units: int) -> None:
-        start, end = first * SLOT, (first + slots) * SLOT
+        self._place(first * SLOT, (first + slots) * SLOT, units)
+
+    @precondition(lambda self: self.model)
+    @rule(pick=st.integers(0, 10_000), slots=st.integers(1, MAX_SLOTS), units=st.integers(0, 4), after=st.booleans())
+    def place_next_to_another(self, pick: int, slots: int, units: int, after: bool) -> None:
+        """Start where a booking ends, or end where one starts: edges are where off-by-one bugs live."""
+        other = self.model[sorted(self.model)[pick % len(self.model)]]
+        start = other.end if after else max(other.start - slots * SLOT, 0)
+        end = min(start + slots * SLOT, MINUTES)
+        if start < end:
+            self._place(start, end, units)
+
+    def _place(self, start: int, end: int, units: int) -> None:
         quantity = 1 + units % (self.capacity + 1)  # 1 to one more than fits at all
         request = BookingRequest(
             organization_id=ORG,
@@ -188,7 +200,12 @@ class CapacityMachine(RuleBasedStateMachine):
 
     @invariant()
     def stored_bookings_never_exceed_capacity(self) -> None:
-        blocking = [b for b in self.uow.bookings.stored if b.blocks(self.now)]
+        blocking = [
+            b
+            for b in self.uow.bookings.stored
+            if b.status is Status.CONFIRMED
+            or (b.status is Status.PENDING and b.hold_expires_at is not None and b.hold_expires_at > self.now)
+        ]
         used = usage([(minute(b.start), minute(b.end), b.quantity) for b in blocking])
         assert max(used) <= self.capacity
         assert used == self.model_usage()

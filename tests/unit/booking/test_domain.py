@@ -10,6 +10,9 @@ from datetime import datetime
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from bookwell.booking.domain import HORIZON
 from bookwell.booking.domain import TRANSITIONS
@@ -536,3 +539,28 @@ def test_the_slots_of_a_day_do_not_depend_on_where_the_query_starts() -> None:
     narrow = availability(TWO_HOUR_SLOTS_IN_BERLIN, day, day + timedelta(days=1), [], NOW)
     assert [s.start for s in wide if s.start >= day] == [s.start for s in narrow]
     assert [s.start.astimezone(BERLIN).hour for s in narrow] == list(range(0, 24, 2))  # local even hours
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    capacity=st.integers(1, 4),
+    bookings=st.lists(st.tuples(st.integers(0, 40), st.integers(1, 8), st.integers(1, 3)), max_size=25),
+)
+def test_availability_agrees_with_counting_every_booking_for_every_slot(
+    capacity: int, bookings: list[tuple[int, int, int]]
+) -> None:
+    """The one-pass availability equals the plain per-slot count, whatever the bookings."""
+    terms = make_terms(capacity=capacity, slot_minutes=30, opening_hours=ALL_DAY)
+    start = datetime(2027, 2, 1, tzinfo=UTC)
+    placed = [
+        booking(
+            start + timedelta(minutes=15 * offset),
+            start + timedelta(minutes=15 * (offset + length)),
+            quantity=min(quantity, capacity),
+        )
+        for offset, length, quantity in bookings
+    ]
+    slots = availability(terms, start, start + timedelta(hours=14), placed, NOW)
+    assert len(slots) == 28
+    for slot in slots:
+        assert slot.remaining == max(capacity - peak_usage(placed, slot.start, slot.end), 0)
