@@ -91,10 +91,25 @@ class ResourceTerms:
 
 
 def _wall_clock(day: date, minutes: int, zone: zoneinfo.ZoneInfo) -> datetime:
-    # Wall-clock arithmetic on a naive time, then the zone: "24:00" is the next day's midnight,
-    # and a time skipped by DST (fold=0) maps to the instant the pre-transition offset gives.
+    """The UTC instant of a local wall-clock time ("24:00" is the next day's midnight).
+
+    A time the clock skips (a DST gap, 02:30 on a spring-forward night) is taken as the jump
+    itself: the first instant whose wall-clock time is past it. So an interval that ends or starts
+    in the gap ends or starts when the gap does, and never overlaps its neighbours.
+    """
     naive = datetime(day.year, day.month, day.day) + timedelta(minutes=minutes)
-    return naive.replace(tzinfo=zone).astimezone(UTC)
+    instant = naive.replace(tzinfo=zone).astimezone(UTC)
+    if instant.astimezone(zone).replace(tzinfo=None) == naive:
+        return instant
+    # In a gap, fold=1 reads the time with the later offset: an instant before the jump.
+    low, high = naive.replace(tzinfo=zone, fold=1).astimezone(UTC), instant
+    while high - low > timedelta(minutes=1):
+        middle = low + timedelta(minutes=(high - low) // timedelta(minutes=2))
+        if middle.astimezone(zone).replace(tzinfo=None) >= naive:
+            high = middle
+        else:
+            low = middle
+    return high
 
 
 def slots_between(terms: ResourceTerms, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
@@ -221,6 +236,9 @@ def check_request(terms: ResourceTerms, request: BookingRequest, now: datetime) 
         raise BookingRejected(
             "quantity_exceeds_capacity", f"The resource takes at most {terms.capacity} at a time.", "/quantity"
         )
+    if request.end - request.start > terms.slot * terms.max_slots:
+        # Refused before cutting the range into slots: that work runs under the resource's lock.
+        raise BookingRejected("invalid_duration", f"A booking lasts at most {terms.max_slots} slots.", "/end")
     slots = len(_run_of_slots(terms, request))
     if not terms.min_slots <= slots <= terms.max_slots:
         raise BookingRejected(

@@ -193,6 +193,19 @@ class CapacityMachine(RuleBasedStateMachine):
         for b in lapsed:
             b.status, b.hold_expires_at = Status.EXPIRED, None
 
+    @rule()
+    def availability_matches_the_model(self) -> None:
+        slots = service.availability(
+            uow=self.uow, organization_id=ORG, resource_id=RESOURCE, start=T0, end=T0 + timedelta(minutes=MINUTES)
+        )
+        used = self.model_usage()
+        expected = [
+            (T0 + timedelta(minutes=m), max(self.capacity - max(used[m : m + SLOT]), 0))
+            for m in range(0, MINUTES, SLOT)
+            if T0 + timedelta(minutes=m) > self.now
+        ]
+        assert [(slot.start, slot.remaining) for slot in slots] == expected
+
     @invariant()
     def statuses_match_the_model(self) -> None:
         stored = {b.id: (b.status, b.hold_expires_at) for b in self.uow.bookings.stored}

@@ -541,26 +541,72 @@ def test_the_slots_of_a_day_do_not_depend_on_where_the_query_starts() -> None:
     assert [s.start.astimezone(BERLIN).hour for s in narrow] == list(range(0, 24, 2))  # local even hours
 
 
-@settings(max_examples=200, deadline=None)
+# --- Known bug: an interval that ends inside the skipped hour overlaps the next one in UTC ----------------------
+
+# Sunday 01:00-02:30 and 03:00-04:00 in Berlin, 30-minute slots. On 2027-03-28 02:30 does not exist; read with the
+# pre-transition offset it is 01:30Z (03:30 CEST), after the second interval opens at 03:00 CEST (01:00Z).
+ENDS_IN_THE_SKIPPED_HOUR = make_terms(
+    timezone="Europe/Berlin",
+    slot_minutes=30,
+    max_slots=8,
+    capacity=1,
+    opening_hours={"sunday": ((60, 150), (180, 240))},
+)
+SPRING_FORWARD_NIGHT = (datetime(2027, 3, 27, 22, tzinfo=UTC), datetime(2027, 3, 28, 4, tzinfo=UTC))
+
+
+def test_availability_never_lists_a_slot_twice_when_an_interval_ends_in_the_skipped_hour() -> None:
+    slots = availability(ENDS_IN_THE_SKIPPED_HOUR, *SPRING_FORWARD_NIGHT, [], NOW)
+    starts = [slot.start for slot in slots]
+    assert len(starts) == len(set(starts))
+
+
+def test_a_slot_offered_where_an_interval_ends_in_the_skipped_hour_can_be_booked() -> None:
+    slots = availability(ENDS_IN_THE_SKIPPED_HOUR, *SPRING_FORWARD_NIGHT, [], NOW)
+    assert any(slot.start == datetime(2027, 3, 28, 1, tzinfo=UTC) for slot in slots)
+    for slot in slots:
+        assert check_request(ENDS_IN_THE_SKIPPED_HOUR, make_request(slot.start, slot.end), NOW) == 1
+
+
+OPEN_WITH_GAPS = {"monday": ((0, 180), (540, 720), (780, 1020), (1380, 1440)), "tuesday": ((0, 120),)}
+QUARTERS = 26 * 4  # Monday 00:00 to Tuesday 02:00 in quarter hours
+
+
+@settings(max_examples=200, deadline=None, database=None)
 @given(
     capacity=st.integers(1, 4),
-    bookings=st.lists(st.tuples(st.integers(0, 40), st.integers(1, 8), st.integers(1, 3)), max_size=25),
+    bookings=st.lists(st.tuples(st.integers(0, QUARTERS - 1), st.integers(1, 16), st.integers(1, 5)), max_size=25),
+    query=st.tuples(st.integers(0, QUARTERS - 1), st.integers(1, QUARTERS)),
+    now_quarter=st.integers(-4, QUARTERS),
 )
-def test_availability_agrees_with_counting_every_booking_for_every_slot(
-    capacity: int, bookings: list[tuple[int, int, int]]
+def test_availability_agrees_with_counting_every_minute_of_every_slot(
+    capacity: int, bookings: list[tuple[int, int, int]], query: tuple[int, int], now_quarter: int
 ) -> None:
-    """The one-pass availability equals the plain per-slot count, whatever the bookings."""
-    terms = make_terms(capacity=capacity, slot_minutes=30, opening_hours=ALL_DAY)
-    start = datetime(2027, 2, 1, tzinfo=UTC)
+    """The one-pass availability equals a per-minute count, whatever the bookings, query and clock."""
+    terms = make_terms(capacity=capacity, slot_minutes=30, opening_hours=OPEN_WITH_GAPS)
+    day = datetime(2027, 2, 1, tzinfo=UTC)  # a Monday
     placed = [
-        booking(
-            start + timedelta(minutes=15 * offset),
-            start + timedelta(minutes=15 * (offset + length)),
-            quantity=min(quantity, capacity),
-        )
+        booking(day + timedelta(minutes=15 * offset), day + timedelta(minutes=15 * (offset + length)), quantity)
         for offset, length, quantity in bookings
     ]
-    slots = availability(terms, start, start + timedelta(hours=14), placed, NOW)
-    assert len(slots) == 28
-    for slot in slots:
-        assert slot.remaining == max(capacity - peak_usage(placed, slot.start, slot.end), 0)
+    used = [0] * (15 * (QUARTERS + 16))
+    for offset, length, quantity in bookings:
+        for minute in range(15 * offset, 15 * (offset + length)):
+            used[minute] += quantity
+    first, last, now = 15 * query[0], 15 * (query[0] + query[1]), 15 * now_quarter
+    grid = [
+        m
+        for day_offset, weekday in ((0, "monday"), (1440, "tuesday"))
+        for opens, closes in OPEN_WITH_GAPS[weekday]
+        for m in range(day_offset + opens, day_offset + closes, 30)
+    ]
+    expected = [
+        (day + timedelta(minutes=m), max(capacity - max(used[m : m + 30]), 0))
+        for m in grid
+        if m >= first and m + 30 <= last and m > now
+    ]
+    slots = availability(
+        terms, day + timedelta(minutes=first), day + timedelta(minutes=last), placed, day + timedelta(minutes=now)
+    )
+    assert [(slot.start, slot.remaining) for slot in slots] == expected
+    assert all(slot.end - slot.start == timedelta(minutes=30) for slot in slots)
