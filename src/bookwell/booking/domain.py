@@ -52,6 +52,10 @@ class BookingNotFound(NotFound):
     code = "booking_not_found"
 
 
+class ResourceNotFound(NotFound):
+    code = "resource_not_found"
+
+
 class SlotUnavailable(Conflict):
     code = "slot_unavailable"
     title = "Slot unavailable"

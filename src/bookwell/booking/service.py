@@ -8,6 +8,7 @@ from bookwell.booking.domain import Booking
 from bookwell.booking.domain import BookingNotFound
 from bookwell.booking.domain import BookingRejected
 from bookwell.booking.domain import BookingRequest
+from bookwell.booking.domain import ResourceNotFound
 from bookwell.booking.domain import Slot
 from bookwell.booking.domain import Status
 from bookwell.booking.domain import availability as slots_of
@@ -17,13 +18,8 @@ from bookwell.booking.ports import BookingFilter
 from bookwell.booking.ports import BookingUnitOfWork
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.errors import Busy
-from bookwell.platform.kernel.errors import NotFound
 from bookwell.platform.kernel.pages import Page
 from bookwell.platform.kernel.pages import PageRequest
-
-
-class ResourceNotFound(NotFound):
-    code = "resource_not_found"
 
 
 def place_booking(*, uow: BookingUnitOfWork, request: BookingRequest) -> Booking:

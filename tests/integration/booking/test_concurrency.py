@@ -23,20 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
-from bookwell.booking.adapters.sql import bookings
+from bookwell.booking.adapters.sql import SqlBookingUnitOfWork
 from bookwell.booking.domain import Booking
-from bookwell.booking.domain import Status
 from bookwell.booking.domain import peak_usage
 from bookwell.identity import service as identity_service
 from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
 from bookwell.platform.db import Database
-from bookwell.platform.kernel.money import Money
 
 ROOT = Path(__file__).resolve().parents[3]
 CONCURRENT = 64
 ROUNDS = 20
+HORIZON_DAYS = 730
 DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -154,39 +152,17 @@ def new_resource(server: Server, capacity: int) -> str:
 
 
 def stored_bookings(database: Database, resource_id: str) -> list[Booking]:
-    with database.engine.connect() as connection:
-        rows = connection.execute(select(bookings).where(bookings.c.resource_id == resource_id)).all()
-    return [
-        Booking(
-            id=r.id,
-            organization_id=r.organization_id,
-            resource_id=r.resource_id,
-            start=r.starts_at,
-            end=r.ends_at,
-            quantity=r.quantity,
-            customer_name="",
-            customer_email="",
-            status=Status(r.status),
-            hold_expires_at=r.hold_expires_at,
-            price=Money(0, "EUR"),
-            metadata={},
-            payment_token=None,
-            cancellation_reason=None,
-            exclusive=r.exclusive,
-            version=r.version,
-            created_at=r.created_at,
-            updated_at=r.updated_at,
-        )
-        for r in rows
-    ]
+    """Every live (pending or confirmed) booking of the resource, read through the repository."""
+    everything = (datetime.now(UTC), datetime.now(UTC) + timedelta(days=HORIZON_DAYS))
+    with SqlBookingUnitOfWork(database, readonly=True) as uow:
+        return list(uow.bookings.overlapping(resource_id, *everything, datetime.now(UTC)))
 
 
 def worst_overlap(booked: list[Booking]) -> int:
     """The most capacity in use at any instant, over the whole span the bookings cover."""
-    live = [b for b in booked if b.status in (Status.CONFIRMED, Status.PENDING)]
-    if not live:
+    if not booked:
         return 0
-    return peak_usage(live, min(b.start for b in live), max(b.end for b in live))
+    return peak_usage(booked, min(b.start for b in booked), max(b.end for b in booked))
 
 
 @pytest.mark.parametrize("capacity", [1, 3])

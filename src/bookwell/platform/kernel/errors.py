@@ -14,7 +14,6 @@ class ErrorKind(enum.Enum):
     CONFLICT = "conflict"  # 409
     PRECONDITION_FAILED = "precondition_failed"  # 412
     PRECONDITION_REQUIRED = "precondition_required"  # 428
-    BAD_REQUEST = "bad_request"  # 400
 
 
 @dataclass(frozen=True)
@@ -77,14 +76,6 @@ class PreconditionRequired(DomainError):
     kind = ErrorKind.PRECONDITION_REQUIRED
     code = "precondition_required"
     title = "Precondition required"
-
-
-class BadRequest(DomainError):
-    """The request cannot be understood (a garbled cursor, a bad header)."""
-
-    kind = ErrorKind.BAD_REQUEST
-    code = "bad_request"
-    title = "Bad request"
 
 
 class Busy(Conflict):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import secrets
 import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 PREFIXES = frozenset({"org", "key", "res", "bkg", "pay", "rfd", "evt", "whe", "whd"})
-_ID_RE = re.compile(r"^([a-z]{3})_([0-9A-HJKMNP-TV-Z]{26})$")
 
 
 def _base32(value: int, length: int) -> str:
@@ -47,9 +45,3 @@ def new_id(prefix: str, *, now_ms: int | None = None) -> str:
         raise ValueError(f"unknown id prefix {prefix!r}")
     body = _bodies.next() if now_ms is None else (now_ms << 80) | secrets.randbits(80)
     return f"{prefix}_{_base32(body, 26)}"
-
-
-def is_id(value: str, prefix: str) -> bool:
-    """Whether `value` is a well-formed id of the given type."""
-    match = _ID_RE.match(value)
-    return bool(match) and match.group(1) == prefix  # type: ignore[union-attr]
