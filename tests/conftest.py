@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -54,9 +55,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
-def settings_for(database_url: str) -> Settings:
-    """Settings for a test app on `database_url`."""
-    return Settings(env="test", database_url=database_url, secret_key="test-secret-key-" + "x" * 32)
+def settings_for(database_url: str, **overrides: Any) -> Settings:
+    """Settings for a test app on `database_url`; jobs go to an in-process broker unless overridden."""
+    values: dict[str, Any] = {"broker_url": "memory://"} | overrides
+    return Settings(env="test", database_url=database_url, secret_key="test-secret-key-" + "x" * 32, **values)
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
 
     v1 = Contract.load(CONTRACT_V1, v1_models)
     views = {
-        **operations.operation_views(v1, {"database": container.database.ping}),
+        **operations.operation_views(v1, readiness_checks(container)),
         **identity_api.views,
         **catalog_api.views,
         **booking_api.views,
@@ -58,3 +58,11 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     }
     bind(app, v1, views, identity_facade.authenticator(container.identity_uow), Idempotency(container.database))
     return app
+
+
+def readiness_checks(container: Container) -> dict[str, operations.ReadinessCheck]:
+    """What `/readyz` asks: the database, and the broker when it is a server (not the embedded folder)."""
+    checks = {"database": container.database.ping}
+    if not container.settings.broker_url.startswith("filesystem://"):
+        checks["broker"] = container.jobs.ping_broker
+    return checks

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import click
+import structlog
 from alembic import command
 from alembic.config import Config
 
@@ -14,12 +18,19 @@ from bookwell.bootstrap import Container
 from bookwell.bootstrap import bootstrap
 from bookwell.identity import service as identity_service
 from bookwell.platform.idempotency import IdempotencyStore
+from bookwell.platform.jetstream import JetStream
+from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.errors import DomainError
 from bookwell.platform.logging import configure_logging
+from bookwell.platform.outbox import follow_event_log
+from bookwell.platform.relay import Relay
+from bookwell.platform.relay import single_relay_lock
 from bookwell.settings import Settings
+from bookwell.tasks import timetable
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+log = structlog.get_logger("bookwell.cli")
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -102,9 +113,7 @@ def holds() -> None:
 @click.pass_context
 def holds_expire(ctx: click.Context) -> None:
     """Mark every pending booking whose hold lapsed as expired (with its event)."""
-    total = 0
-    while expired := booking_service.expire_holds(uow=_container(ctx).booking_uow()):
-        total += expired
+    total = booking_service.expire_all_holds(uow=_container(ctx).booking_uow)
     click.echo(f"expired {total} hold(s)")
 
 
@@ -119,3 +128,144 @@ def idempotency_purge(ctx: click.Context) -> None:
     """Forget idempotency keys older than 24 hours."""
     purged = IdempotencyStore(_container(ctx).database).purge(utcnow())
     click.echo(f"purged {purged} idempotency key(s)")
+
+
+def _stop_on_sigterm(stop: Callable[[], None]) -> None:
+    """SIGTERM and SIGINT ask the process to finish what it holds and exit."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: stop())
+
+
+@main.command("relay")
+@click.pass_context
+def relay(ctx: click.Context) -> None:
+    """Deliver committed events to JetStream (when configured) and to internal handlers, until SIGTERM."""
+    container = _container(ctx)
+    settings = container.settings
+    with single_relay_lock(container.database):
+        publisher = _jetstream(settings) if settings.nats_url else None
+        relay = Relay(
+            container.database,
+            container.subscriptions,
+            container.jobs.enqueue,
+            publisher,
+            batch_size=settings.relay_batch_size,
+            poll_interval_s=settings.relay_poll_interval_s,
+        )
+        _stop_on_sigterm(relay.stopping.set)
+        log.info("relay_started", jetstream=publisher is not None, database=container.database.dialect)
+        try:
+            relay.run()
+        finally:
+            if publisher is not None:
+                publisher.close()
+        log.info("relay_stopped")
+
+
+@main.command("worker")
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run jobs from the broker until SIGTERM (running jobs finish first)."""
+    _container(ctx).jobs.run_worker()
+
+
+@main.command("scheduler")
+@click.pass_context
+def scheduler(ctx: click.Context) -> None:
+    """Send the scheduled jobs (holds, purges, re-drive) on time, until SIGTERM."""
+    container = _container(ctx)
+    container.jobs.run_scheduler(timetable(container.settings))
+
+
+@main.group()
+def jobs() -> None:
+    """Background jobs."""
+
+
+@jobs.group("dead-letters")
+def dead_letters() -> None:
+    """Jobs that failed their last attempt."""
+
+
+@dead_letters.command("list")
+@click.option("--all", "include_replayed", is_flag=True, help="Include those already replayed.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.pass_context
+def dead_letters_list(ctx: click.Context, include_replayed: bool, as_json: bool) -> None:
+    """List dead letters, newest first."""
+    for letter in _container(ctx).jobs.dead_letters(include_replayed=include_replayed):
+        if as_json:
+            click.echo(json.dumps({**dataclasses.asdict(letter)}, default=str))
+        else:
+            replayed = f" replayed {rfc3339(letter.replayed_at)}" if letter.replayed_at else ""
+            click.echo(
+                f"{letter.id} {letter.task} {json.dumps(letter.args)} attempts={letter.attempts} "
+                f"first={rfc3339(letter.first_failed_at)} last={rfc3339(letter.last_failed_at)}{replayed}\n"
+                f"    {letter.last_error}"
+            )
+
+
+@dead_letters.command("replay")
+@click.argument("dead_letter_id", required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter not yet replayed.")
+@click.pass_context
+def dead_letters_replay(ctx: click.Context, dead_letter_id: str | None, replay_all: bool) -> None:
+    """Send a dead letter's job again (ID), or every waiting one (--all)."""
+    if (dead_letter_id is None) == (not replay_all):
+        raise click.UsageError("give either a dead letter ID or --all")
+    jobs_ = _container(ctx).jobs
+    ids = [letter.id for letter in jobs_.dead_letters(limit=10_000)] if replay_all else [dead_letter_id]
+    replayed = 0
+    for letter_id in ids:
+        if letter_id is not None and jobs_.replay(letter_id) is not None:
+            replayed += 1
+        elif not replay_all:
+            raise click.ClickException(f"no dead letter {letter_id} waiting to be replayed")
+    click.echo(f"replayed {replayed} dead letter(s)")
+
+
+@main.group()
+def events() -> None:
+    """The event stream."""
+
+
+@events.command("tail")
+@click.option("--org", "organization_id", help="Only this organization's events.")
+@click.option("--from-start", is_flag=True, help="Begin with the oldest kept event, not the next new one.")
+@click.option("--count", type=click.IntRange(min=1), help="Stop after this many events.")
+@click.pass_context
+def events_tail(ctx: click.Context, organization_id: str | None, from_start: bool, count: int | None) -> None:
+    """Print events as they arrive: from JetStream when BOOKWELL_NATS_URL is set, else from the event log."""
+    container = _container(ctx)
+    settings = container.settings
+    seen = 0
+
+    def show(event: dict[str, object], organization: str) -> bool:
+        nonlocal seen
+        if organization_id is not None and organization != organization_id:
+            return True
+        click.echo(f"{event['created_at']} {event['type']} {event['id']} {organization}")
+        seen += 1
+        return count is None or seen < count
+
+    try:
+        if settings.nats_url:
+            stream = _jetstream(settings)
+            try:
+                stream.tail(lambda event, _headers: show(event, str(event["organization_id"])), from_start=from_start)
+            finally:
+                stream.close()
+        else:
+            follow_event_log(container.database, settings.relay_poll_interval_s, show, from_start=from_start)
+    except KeyboardInterrupt:
+        pass
+
+
+def _jetstream(settings: Settings) -> JetStream:
+    assert settings.nats_url is not None
+    return JetStream(
+        settings.nats_url,
+        stream=settings.nats_stream,
+        subject_prefix=settings.nats_subject_prefix,
+        duplicate_window_s=settings.nats_duplicate_window_s,
+    )

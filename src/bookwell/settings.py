@@ -31,6 +31,28 @@ class Settings(BaseModel):
     db_lock_timeout_ms: int = Field(default=3000, ge=1)
     sqlite_busy_timeout_ms: int = Field(default=3000, ge=1)
     readyz_timeout_s: float = Field(default=2.0, gt=0)
+    # Jobs (Celery). `filesystem://FOLDER` needs no server (the embedded default); `redis://...`
+    # and `amqp://...` (RabbitMQ, quorum queues) are the production brokers.
+    broker_url: str = "filesystem://var/broker"
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
+    job_max_attempts: int = Field(default=8, ge=1, le=100)
+    job_backoff_base_s: float = Field(default=1.0, gt=0)
+    job_backoff_cap_s: float = Field(default=300.0, gt=0)
+    # Scheduler: a pending delivery this long past due was lost and is re-driven; an unsent outbox
+    # row this old means the relay is behind, and is logged as a warning.
+    stall_after_s: float = Field(default=60.0, gt=0)
+    redrive_every_s: float = Field(default=15.0, gt=0)
+    holds_expire_every_s: float = Field(default=30.0, gt=0)
+    # Relay and the external event stream (NATS JetStream; off unless a URL is set).
+    relay_batch_size: int = Field(default=100, ge=1, le=1000)
+    relay_poll_interval_s: float = Field(default=0.5, gt=0, le=1.0)
+    nats_url: str | None = None
+    nats_stream: str = Field(default="BOOKWELL_EVENTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    nats_subject_prefix: str = Field(default="bookwell.events", pattern=r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
+    nats_duplicate_window_s: float = Field(default=3600.0, gt=0)
+    # Modules whose `register(subscriptions)` adds internal event handlers beyond Bookwell's own
+    # (a deployment's extensions; the async tests' recording handler).
+    handler_modules: str = ""
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:

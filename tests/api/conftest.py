@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from bookwell.app import create_app
 from bookwell.bootstrap import bootstrap
 from bookwell.identity import service as identity_service
 from bookwell.platform.db import Database
+from bookwell.platform.relay import Relay
 from tests.conftest import settings_for
 
 CONTRACT = OpenAPI.from_file_path(
@@ -95,6 +97,21 @@ class Org:
 def app(sqlite_database: Database) -> Flask:
     settings = sqlite_database.settings
     return create_app(settings, container=bootstrap(settings, database=sqlite_database))
+
+
+@pytest.fixture
+def relay(app: Flask) -> Callable[[], int]:
+    """Run the relay until the outbox is empty (the event log shows delivered events); how many it delivered."""
+    container = app.extensions["bookwell.container"]
+    relay = Relay(container.database, container.subscriptions, container.jobs.enqueue)
+
+    def drain() -> int:
+        total = 0
+        while delivered := relay.relay_once():
+            total += delivered
+        return total
+
+    return drain
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -213,10 +214,12 @@ def test_list_filters_and_pages_newest_first(api: Api, make_org: Any) -> None:
     problem(other.post(f"/v1/bookings/{made[1]}/cancel", json={}, headers=key()), 404, "booking_not_found")
 
 
-def test_the_event_log_lists_what_happened_oldest_first(api: Api) -> None:
+def test_the_event_log_lists_what_happened_oldest_first(api: Api, relay: Callable[[], int]) -> None:
     court = resource(api)
     booking = book(api, court, at(2, 10), at(2, 11)).get_json()
     api.post(f"/v1/bookings/{booking['id']}/cancel", json={}, headers=key())
+    assert api.get("/v1/events").get_json()["data"] == [], "the log shows delivered events only"
+    assert relay() == 4
     events = api.get("/v1/events").get_json()["data"]
     assert [e["type"] for e in events] == [
         "resource.created",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from flask import Flask
 
 from bookwell.app import create_app
 from bookwell.catalog import service as catalog_service
+from bookwell.platform.db import Database
 from tests.api.conftest import RESOURCE
 from tests.api.conftest import Api
 from tests.api.conftest import Org
@@ -99,7 +101,20 @@ def test_one_structured_log_line_per_request_without_secrets(
 
 def test_liveness_and_readiness(anonymous: Api) -> None:
     assert anonymous.get("/livez").get_json() == {"status": "ok"}
-    assert anonymous.get("/readyz").get_json() == {"status": "ok", "checks": {"database": "ok"}}
+    assert anonymous.get("/readyz").get_json() == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+
+
+def test_readiness_skips_the_embedded_broker_and_is_503_when_a_broker_server_is_down(
+    sqlite_database: Database, tmp_path: Path
+) -> None:
+    embedded = sqlite_database.settings.model_copy(update={"broker_url": f"filesystem://{tmp_path / 'broker'}"})
+    ready = Api(create_app(embedded).test_client()).get("/readyz")
+    assert ready.get_json() == {"status": "ok", "checks": {"database": "ok"}}
+    for url in ("redis://127.0.0.1:1/0", "amqp://guest:guest@127.0.0.1:1//"):
+        down = sqlite_database.settings.model_copy(update={"broker_url": url, "readyz_timeout_s": 1.0})
+        response = Api(create_app(down).test_client()).get("/readyz")
+        problem(response, 503, "dependency_unavailable")
+        assert "broker" in response.get_json()["detail"]
 
 
 @pytest.mark.parametrize("url", ["postgresql://nobody@127.0.0.1:1/none", "sqlite:////proc/no-such-dir/bookwell.db"])

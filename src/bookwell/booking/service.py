@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from bookwell.booking.domain import Booking
@@ -87,6 +88,14 @@ def expire_holds(*, uow: BookingUnitOfWork, batch: int = 500) -> int:
         expired = sum(_expire(uow, booking, now) for booking in uow.bookings.lapsed_holds(now, batch))
         uow.commit()
     return expired
+
+
+def expire_all_holds(*, uow: Callable[[], BookingUnitOfWork]) -> int:
+    """Expire every lapsed hold, a batch per transaction; returns how many."""
+    total = 0
+    while expired := expire_holds(uow=uow()):
+        total += expired
+    return total
 
 
 def availability(

@@ -57,13 +57,13 @@ metadata = MetaData(
 def fetch_page(
     connection: Connection,
     query: Select[Any],
-    key: ColumnElement[str],
+    key: ColumnElement[Any],
     page: PageRequest,
     convert: Callable[[Any], T],
     *,
     newest_first: bool = True,
 ) -> Page[T]:
-    """One keyset page of `query` ordered by `key` (an id, time-sortable), after `page.after`."""
+    """One keyset page of `query` ordered by `key` (an id, time-sortable, or a number), after `page.after`."""
     if page.after is not None:
         query = query.where(key < page.after if newest_first else key > page.after)
     rows = connection.execute(query.order_by(key.desc() if newest_first else key).limit(page.limit + 1)).all()

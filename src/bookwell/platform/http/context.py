@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 import time
 import uuid
 
@@ -20,6 +21,18 @@ _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 access_log = structlog.get_logger("bookwell.access")
 
 
+def _request_span(offered: str) -> str:
+    """W3C trace context for this request: a new span in the caller's trace, or a new trace.
+
+    It travels with the request's events (outbox row, job, JetStream headers), so one trace id
+    ties a request to everything it caused.
+    """
+    span = secrets.token_hex(8)
+    if _TRACEPARENT.match(offered) and offered[3:35] != "0" * 32:
+        return f"00-{offered[3:35]}-{span}-{offered[-2:]}"
+    return f"00-{secrets.token_hex(16)}-{span}-01"
+
+
 def init_app(app: Flask) -> None:
     """Give every request an id, bind it to the log context, echo it, and log and count it when it ends."""
 
@@ -30,9 +43,7 @@ def init_app(app: Flask) -> None:
         g.request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
         context = {"request_id": g.request_id}
-        traceparent = request.headers.get("traceparent", "")
-        if _TRACEPARENT.match(traceparent):
-            context["traceparent"] = traceparent
+        context["traceparent"] = _request_span(request.headers.get("traceparent", ""))
         structlog.contextvars.bind_contextvars(**context)
 
     @app.after_request

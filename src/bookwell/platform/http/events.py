@@ -1,4 +1,4 @@
-"""The event log over HTTP: `GET /v1/events`, read from the outbox, where every event is written."""
+"""The event log over HTTP: `GET /v1/events`, the outbox's delivered events in delivery order."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ def event_views(database: Database) -> Views:
 
     @views.operation("listEvents")
     def list_events(call: Call) -> Response:
-        scope = call.operation.operation_id
+        scope = call.operation.operation_id + ":position"  # cursors hold a position, not an event id
         page = page_request(scope, call.query.limit, call.query.cursor)
         event_type = call.query.type.value if call.query.type else None
         with database.engine.connect() as connection:
             events = event_log(connection, call.organization_id, event_type, page)
-        return page_response(scope, events, present=lambda e: e.as_dict(), key=lambda e: e.id)
+        return page_response(scope, events, present=lambda e: e.as_dict(), key=lambda e: str(e.position))
 
     return views

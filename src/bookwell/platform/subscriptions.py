@@ -1,0 +1,125 @@
+"""Internal subscribers of events, and the inbox that makes each run once per event.
+
+A handler is registered by name for event types. When the relay delivers an event it writes one
+`inbox` row per handler (pending) in the transaction that marks the event sent, then enqueues a job
+per row. The job runs the handler and marks the row done in one transaction, so a redelivered or
+re-driven job finds the row done and runs nothing: effects in the database happen exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from collections.abc import Iterable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+
+from sqlalchemy import CheckConstraint
+from sqlalchemy import Column
+from sqlalchemy import Connection
+from sqlalchemy import ForeignKey
+from sqlalchemy import Index
+from sqlalchemy import String
+from sqlalchemy import Table
+from sqlalchemy import select
+from sqlalchemy import text
+from sqlalchemy import update
+
+from bookwell.platform.db import UtcDateTime
+from bookwell.platform.db import metadata
+from bookwell.platform.outbox import LoggedEvent
+
+PENDING, DONE, DEAD = "pending", "done", "dead"
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("event_id", String(30), ForeignKey("outbox.id", ondelete="CASCADE"), primary_key=True),
+    Column("handler", String(100), primary_key=True),
+    Column("status", String(16), nullable=False),
+    # When the next attempt should have started; a pending row far past it was lost and is re-driven.
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("completed_at", UtcDateTime),
+    CheckConstraint("status IN ('pending', 'done', 'dead')", name="status"),
+    Index(
+        "ix_inbox_pending_due_at",
+        "due_at",
+        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text("status = 'pending'"),
+    ),
+)
+
+Handler = Callable[[LoggedEvent], None]
+"""Runs inside the job's transaction: units of work opened in it join it, and commit with the inbox row."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One handler's pending run of one event."""
+
+    event_id: str
+    handler: str
+
+
+class Subscriptions:
+    """Which named handler runs for which event types; names are stable, they key the inbox."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+        self._by_type: dict[str, list[str]] = {}
+
+    def subscribe(self, name: str, event_types: Iterable[str], handler: Handler) -> None:
+        """Run `handler` once for every event of `event_types`."""
+        if name in self._handlers:
+            raise ValueError(f"a handler named {name!r} is already subscribed")
+        self._handlers[name] = handler
+        for event_type in event_types:
+            self._by_type.setdefault(event_type, []).append(name)
+
+    def handlers_for(self, event_type: str) -> Sequence[str]:
+        """The names of the handlers subscribed to `event_type`."""
+        return self._by_type.get(event_type, ())
+
+    def handler(self, name: str) -> Handler:
+        """The handler registered as `name` (KeyError if none is)."""
+        return self._handlers[name]
+
+
+def record_deliveries(connection: Connection, deliveries: Sequence[Delivery], now: datetime) -> None:
+    """Write a pending inbox row per delivery; a row that exists already (a re-relayed event) stays as it is."""
+    if not deliveries:
+        return
+    rows = [
+        {"event_id": d.event_id, "handler": d.handler, "status": PENDING, "due_at": now, "created_at": now}
+        for d in deliveries
+    ]
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        connection.execute(pg_insert(inbox).on_conflict_do_nothing(), rows)
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        connection.execute(sqlite_insert(inbox).on_conflict_do_nothing(), rows)
+
+
+def stalled(connection: Connection, now: datetime, grace: timedelta, limit: int) -> list[Delivery]:
+    """Pending deliveries whose run should have started `grace` ago: their job was lost (or never sent)."""
+    rows = connection.execute(
+        select(inbox.c.event_id, inbox.c.handler)
+        .where(inbox.c.status == PENDING, inbox.c.due_at < now - grace)
+        .order_by(inbox.c.due_at)
+        .limit(limit)
+    ).all()
+    return [Delivery(row.event_id, row.handler) for row in rows]
+
+
+def set_due(connection: Connection, delivery: Delivery, due_at: datetime, status: str = PENDING) -> None:
+    """Move a delivery's next run (a retry, a re-drive, a replay) or mark it dead."""
+    connection.execute(
+        update(inbox)
+        .where(inbox.c.event_id == delivery.event_id, inbox.c.handler == delivery.handler, inbox.c.status != DONE)
+        .values(status=status, due_at=due_at)
+    )

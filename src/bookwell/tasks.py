@@ -1,0 +1,74 @@
+"""Bookwell's scheduled jobs and the scheduler's timetable (`bookwell scheduler` sends, workers run).
+
+Each job is idempotent and safe to run twice at once (two schedulers, a re-sent message): the
+timetable may be late or doubled, never harmful. A scheduled message expires after its interval,
+so a stopped worker does not come back to a pile of stale copies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from bookwell.booking import service as booking_service
+from bookwell.booking.ports import BookingUnitOfWork
+from bookwell.platform.idempotency import IdempotencyStore
+from bookwell.platform.jobs import Jobs
+from bookwell.platform.kernel.clock import utcnow
+from bookwell.platform.outbox import EVENT_RETENTION
+from bookwell.platform.outbox import oldest_unsent
+from bookwell.platform.outbox import purge_sent
+from bookwell.settings import Settings
+
+log = structlog.get_logger("bookwell.tasks")
+HOUR = 3600.0
+
+
+def register_scheduled_jobs(jobs: Jobs, *, booking_uow: Callable[[], BookingUnitOfWork]) -> None:
+    """Register the jobs the scheduler sends."""
+
+    @jobs.task("bookwell.holds.expire")
+    def expire_holds() -> int:
+        total = booking_service.expire_all_holds(uow=booking_uow)
+        if total:
+            log.info("holds_expired", count=total)
+        return total
+
+    @jobs.task("bookwell.idempotency.purge")
+    def purge_idempotency_keys() -> int:
+        return IdempotencyStore(jobs.database).purge(utcnow())
+
+    @jobs.task("bookwell.outbox.purge")
+    def purge_events() -> int:
+        before = utcnow() - EVENT_RETENTION
+        with jobs.database.engine.begin() as connection:
+            purged = purge_sent(connection, before)
+        purged_failures = jobs.purge_failures(before)
+        log.info("events_purged", events=purged, job_failures=purged_failures)
+        return purged
+
+    @jobs.task("bookwell.deliveries.redrive")
+    def redrive() -> int:
+        """Send lost deliveries again, and say so when the relay is behind."""
+        with jobs.database.engine.connect() as connection:
+            oldest = oldest_unsent(connection)
+        if oldest is not None:
+            lag = (utcnow() - oldest).total_seconds()
+            if lag > jobs.settings.stall_after_s:
+                log.warning("outbox_lagging", oldest_unsent_age_s=round(lag, 1))
+        return jobs.redrive()
+
+
+def timetable(settings: Settings) -> dict[str, dict[str, Any]]:
+    """What the scheduler sends and how often (seconds)."""
+    every = {
+        "bookwell.holds.expire": settings.holds_expire_every_s,
+        "bookwell.deliveries.redrive": settings.redrive_every_s,
+        "bookwell.idempotency.purge": HOUR,
+        "bookwell.outbox.purge": HOUR,
+    }
+    return {
+        name: {"task": name, "schedule": seconds, "options": {"expires": seconds}} for name, seconds in every.items()
+    }
