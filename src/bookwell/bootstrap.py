@@ -38,7 +38,7 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Contai
     database = database or Database(settings)
     subscriptions = Subscriptions()
     for module in filter(None, (name.strip() for name in settings.handler_modules.split(","))):
-        importlib.import_module(module).register(subscriptions)
+        importlib.import_module(module).register(subscriptions, database)
     jobs = Jobs(settings, database, subscriptions)
     booking_uow = partial(SqlBookingUnitOfWork, database)
     register_scheduled_jobs(jobs, booking_uow=booking_uow)

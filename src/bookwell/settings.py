@@ -34,6 +34,9 @@ class Settings(BaseModel):
     # Jobs (Celery). `filesystem://FOLDER` needs no server (the embedded default); `redis://...`
     # and `amqp://...` (RabbitMQ, quorum queues) are the production brokers.
     broker_url: str = "filesystem://var/broker"
+    job_queue: str = Field(
+        default="bookwell", pattern=r"^[A-Za-z0-9_.-]{1,100}$"
+    )  # one per deployment on a shared broker
     worker_concurrency: int = Field(default=4, ge=1, le=64)
     job_max_attempts: int = Field(default=8, ge=1, le=100)
     job_backoff_base_s: float = Field(default=1.0, gt=0)
@@ -50,7 +53,7 @@ class Settings(BaseModel):
     nats_stream: str = Field(default="BOOKWELL_EVENTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     nats_subject_prefix: str = Field(default="bookwell.events", pattern=r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
     nats_duplicate_window_s: float = Field(default=3600.0, gt=0)
-    # Modules whose `register(subscriptions)` adds internal event handlers beyond Bookwell's own
+    # Modules whose `register(subscriptions, database)` adds internal event handlers beyond Bookwell's own
     # (a deployment's extensions; the async tests' recording handler).
     handler_modules: str = ""
 

@@ -92,7 +92,7 @@ class JetStream:
                     json.dumps(
                         {**item.event.as_dict(), "organization_id": item.event.organization_id}, separators=(",", ":")
                     ).encode(),
-                    headers={"Nats-Msg-Id": item.event.id, **item.headers},
+                    headers=self._headers(item),
                 )
                 for item in events
             )
@@ -100,6 +100,15 @@ class JetStream:
         duplicates = sum(1 for ack in acks if ack.duplicate)
         if duplicates:
             log.info("jetstream_duplicates_dropped", count=duplicates)
+
+    @staticmethod
+    def _headers(item: Outgoing) -> dict[str, str]:
+        headers = {"Nats-Msg-Id": item.event.id}
+        if item.request_id:
+            headers["Bookwell-Request-Id"] = item.request_id
+        if item.traceparent:
+            headers["traceparent"] = item.traceparent
+        return headers
 
     def tail(self, on_message: Callable[[dict[str, Any], dict[str, str]], bool], *, from_start: bool) -> None:
         """Call `on_message(event, headers)` for each event as it arrives, until it returns False."""

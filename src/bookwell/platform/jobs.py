@@ -61,7 +61,6 @@ from bookwell.platform.subscriptions import stalled
 from bookwell.settings import Settings
 
 log = structlog.get_logger("bookwell.jobs")
-QUEUE = "bookwell"
 DELIVER = "bookwell.deliver"
 _HEADER = "bookwell_"  # request context travels in task headers named bookwell_<field>
 _MAX_ERROR = 2000
@@ -239,13 +238,19 @@ class Jobs:
         self.celery.conf.update(celery_config(settings))
         self.Job: type[Job] = type("BookwellJob", (Job,), {"jobs": self})
         deliver_base: type[Job] = type("BookwellDeliverJob", (DeliverJob,), {"jobs": self})
-        self.celery.task(name=DELIVER, bind=True, base=deliver_base)(self._deliver)
+
+        @self.celery.task(name=DELIVER, base=deliver_base)
+        def deliver(event_id: str, handler: str) -> None:
+            # A plain function: Celery checks call arguments against its signature, and a bound
+            # method's would count `self`.
+            self.deliver(event_id, handler)
 
     def task(self, name: str, **options: Any) -> Callable[[Callable[..., Any]], Task]:
         """Register a function as a Job named `name`."""
         return self.celery.task(name=name, base=self.Job, **options)  # type: ignore[no-any-return]
 
-    def _deliver(self, _task: Job, event_id: str, handler: str) -> None:
+    def deliver(self, event_id: str, handler: str) -> None:
+        """Run `handler` for the event unless its inbox row is no longer pending; one transaction."""
         with self.database.request_transaction() as connection:
             status = connection.execute(
                 select(inbox.c.status).where(inbox.c.event_id == event_id, inbox.c.handler == handler).with_for_update()
@@ -266,17 +271,19 @@ class Jobs:
     def enqueue(self, delivery: Delivery, context: dict[str, str]) -> None:
         """Send the job that runs `delivery` (the relay's Enqueue)."""
         headers = {_HEADER + key: value for key, value in context.items()}
-        self.celery.send_task(DELIVER, args=[delivery.event_id, delivery.handler], headers=headers, queue=QUEUE)
+        self.celery.send_task(
+            DELIVER, args=[delivery.event_id, delivery.handler], headers=headers, queue=self.settings.job_queue
+        )
 
     def redrive(self, limit: int = 500) -> int:
         """Send again every delivery stalled past `stall_after_s`; the number sent."""
         now = utcnow()
         with self.database.engine.begin() as connection:
             lost = stalled(connection, now, timedelta(seconds=self.settings.stall_after_s), limit)
-            for delivery in lost:
+            for delivery, _ in lost:
                 set_due(connection, delivery, now)
-        for delivery in lost:
-            self.enqueue(delivery, {})
+        for delivery, context in lost:
+            self.enqueue(delivery, context)
         if lost:
             log.warning("deliveries_redriven", count=len(lost))
         return len(lost)
@@ -322,7 +329,12 @@ class Jobs:
             if isinstance(task, Job):
                 task.replaying(connection, list(row.args))
         self.celery.send_task(
-            row.task, args=row.args, kwargs=row.kwargs, headers=row.headers, task_id=task_id, queue=QUEUE
+            row.task,
+            args=row.args,
+            kwargs=row.kwargs,
+            headers=row.headers,
+            task_id=task_id,
+            queue=self.settings.job_queue,
         )
         log.info("dead_letter_replayed", dead_letter_id=dead_letter_id, task=row.task, task_id=task_id)
         return task_id
@@ -344,18 +356,18 @@ class Jobs:
 
     def run_worker(self) -> None:
         """Consume Bookwell's queue until SIGTERM (warm shutdown: running jobs finish, the rest stay queued)."""
-        self.celery.worker_main(
-            [
-                "worker",
-                "--pool=threads",
-                f"--concurrency={self.settings.worker_concurrency}",
-                f"--queues={QUEUE}",
-                "--without-gossip",
-                "--without-mingle",
-                "--quiet",
-                f"--loglevel={self.settings.log_level}",
-            ]
+        worker = self.celery.Worker(
+            pool_cls="threads",
+            concurrency=self.settings.worker_concurrency,
+            queues=[self.settings.job_queue],
+            without_gossip=True,
+            without_mingle=True,
+            loglevel=self.settings.log_level,
+            quiet=True,
         )
+        worker.start()
+        if worker.exitcode:
+            raise SystemExit(worker.exitcode)
 
     def run_scheduler(self, timetable: dict[str, dict[str, Any]]) -> None:
         """Send the scheduled jobs on time until SIGTERM (Celery beat).
@@ -379,7 +391,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_ignore_result": True,
         "task_serializer": "json",
         "accept_content": ["json"],
-        "task_default_queue": QUEUE,
+        "task_default_queue": settings.job_queue,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
         "enable_utc": True,
@@ -398,10 +410,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "polling_interval": 0.2,
         }
     elif scheme in {"amqp", "pyamqp"}:
-        exchange = Exchange(QUEUE, type="direct")
-        config["task_queues"] = [Queue(QUEUE, exchange, routing_key=QUEUE, queue_arguments={"x-queue-type": "quorum"})]
-        config["task_default_exchange"] = QUEUE
-        config["task_default_routing_key"] = QUEUE
+        name = settings.job_queue
+        exchange = Exchange(name, type="direct")
+        config["task_queues"] = [Queue(name, exchange, routing_key=name, queue_arguments={"x-queue-type": "quorum"})]
+        config["task_default_exchange"] = name
+        config["task_default_routing_key"] = name
     elif scheme in {"redis", "rediss"}:
         # An unacknowledged job (its worker died) returns to the queue after this long; the
         # scheduler's re-drive of stalled deliveries usually gets there first.

@@ -29,6 +29,7 @@ from sqlalchemy import update
 from bookwell.platform.db import UtcDateTime
 from bookwell.platform.db import metadata
 from bookwell.platform.outbox import LoggedEvent
+from bookwell.platform.outbox import outbox
 
 PENDING, DONE, DEAD = "pending", "done", "dead"
 
@@ -105,15 +106,25 @@ def record_deliveries(connection: Connection, deliveries: Sequence[Delivery], no
         connection.execute(sqlite_insert(inbox).on_conflict_do_nothing(), rows)
 
 
-def stalled(connection: Connection, now: datetime, grace: timedelta, limit: int) -> list[Delivery]:
-    """Pending deliveries whose run should have started `grace` ago: their job was lost (or never sent)."""
+def stalled(
+    connection: Connection, now: datetime, grace: timedelta, limit: int
+) -> list[tuple[Delivery, dict[str, str]]]:
+    """Pending deliveries whose run should have started `grace` ago (their job was lost, or never
+    sent), each with the request context of its event."""
     rows = connection.execute(
-        select(inbox.c.event_id, inbox.c.handler)
+        select(inbox.c.event_id, inbox.c.handler, outbox.c.request_id, outbox.c.traceparent)
+        .join(outbox, outbox.c.id == inbox.c.event_id)
         .where(inbox.c.status == PENDING, inbox.c.due_at < now - grace)
         .order_by(inbox.c.due_at)
         .limit(limit)
     ).all()
-    return [Delivery(row.event_id, row.handler) for row in rows]
+    return [
+        (
+            Delivery(row.event_id, row.handler),
+            {key: value for key in ("request_id", "traceparent") if (value := row._mapping[key])},
+        )
+        for row in rows
+    ]
 
 
 def set_due(connection: Connection, delivery: Delivery, due_at: datetime, status: str = PENDING) -> None:

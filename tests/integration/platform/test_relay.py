@@ -1,0 +1,202 @@
+"""The relay in process, on SQLite and PostgreSQL: order, positions, failure handling, the inbox rows it writes.
+
+Publishing and enqueueing are recorded by plain callables here; the end-to-end tests in
+`tests/integration/backbone/` run the same relay against real JetStream and brokers.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy import update
+
+from bookwell.platform.db import Database
+from bookwell.platform.kernel.clock import utcnow
+from bookwell.platform.kernel.events import Event
+from bookwell.platform.kernel.pages import PageRequest
+from bookwell.platform.outbox import SqlOutbox
+from bookwell.platform.outbox import event_log
+from bookwell.platform.outbox import outbox
+from bookwell.platform.relay import Outgoing
+from bookwell.platform.relay import Relay
+from bookwell.platform.relay import single_relay_lock
+from bookwell.platform.subscriptions import Delivery
+from bookwell.platform.subscriptions import Subscriptions
+from bookwell.platform.subscriptions import inbox
+from bookwell.platform.subscriptions import stalled
+
+
+class Recorder:
+    """Publisher and enqueue in one: remembers what it was given, fails when told to."""
+
+    def __init__(self) -> None:
+        self.published: list[str] = []
+        self.enqueued: list[tuple[Delivery, dict[str, str]]] = []
+        self.fail_publish = False
+        self.fail_enqueue = False
+
+    def publish(self, events: Sequence[Outgoing]) -> None:
+        if self.fail_publish:
+            raise ConnectionError("stream unavailable")
+        self.published += [item.event.id for item in events]
+
+    def enqueue(self, delivery: Delivery, headers: dict[str, str]) -> None:
+        if self.fail_enqueue:
+            raise ConnectionError("broker unavailable")
+        self.enqueued.append((delivery, headers))
+
+
+def write(database: Database, *events: Event) -> None:
+    with database.engine.begin() as connection:
+        for event in events:
+            SqlOutbox(connection).add(event)
+
+
+def event(aggregate: str, kind: str = "thing.happened", org: str = "org_1") -> Event:
+    return Event(kind, org, aggregate, {"id": aggregate})
+
+
+def subscriptions(*types: str) -> Subscriptions:
+    subs = Subscriptions()
+    subs.subscribe("audit", types or ("thing.happened",), lambda _event: None)
+    return subs
+
+
+def test_a_pass_publishes_records_deliveries_and_positions_in_write_order(database: Database) -> None:
+    recorder = Recorder()
+    written = [event("agg_a"), event("agg_b"), event("agg_c", kind="other.thing")]
+    write(database, *written)
+    relay = Relay(database, subscriptions(), recorder.enqueue, recorder, batch_size=10)
+    assert relay.relay_once() == 3
+    assert relay.relay_once() == 0
+    assert recorder.published == [e.id for e in written]
+    assert [d.event_id for d, _ in recorder.enqueued] == [written[0].id, written[1].id]  # only subscribed types
+    with database.engine.connect() as connection:
+        logged = event_log(connection, "org_1", None, PageRequest(10)).items
+        statuses = connection.execute(select(inbox.c.status)).scalars().all()
+    assert [(e.id, e.position) for e in logged] == [(e.id, i) for i, e in enumerate(written, start=1)]
+    assert statuses == ["pending", "pending"]
+
+
+def test_the_request_context_rides_along(database: Database) -> None:
+    import structlog
+
+    recorder = Recorder()
+    with structlog.contextvars.bound_contextvars(
+        request_id="req-42", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01"
+    ):
+        write(database, event("agg_a"))
+    Relay(database, subscriptions(), recorder.enqueue, recorder).relay_once()
+    assert recorder.enqueued[0][1] == {"request_id": "req-42", "traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"}
+
+
+def test_a_publish_failure_rolls_the_pass_back(database: Database) -> None:
+    recorder = Recorder()
+    write(database, event("agg_a"))
+    relay = Relay(database, subscriptions(), recorder.enqueue, recorder)
+    recorder.fail_publish = True
+    with pytest.raises(ConnectionError):
+        relay.relay_once()
+    with database.engine.connect() as connection:
+        assert connection.execute(select(outbox.c.sent_at, outbox.c.position)).one() == (None, None)
+        assert connection.execute(select(inbox)).all() == []
+    recorder.fail_publish = False
+    assert relay.relay_once() == 1
+
+
+def test_a_lost_enqueue_leaves_the_delivery_pending_until_it_is_redriven(database: Database) -> None:
+    recorder = Recorder()
+    write(database, event("agg_a"))
+    recorder.fail_enqueue = True
+    assert Relay(database, subscriptions(), recorder.enqueue, recorder).relay_once() == 1
+    with database.engine.connect() as connection:
+        assert stalled(connection, utcnow(), timedelta(seconds=60), 10) == []
+        later = utcnow() + timedelta(seconds=61)
+        assert [d.handler for d, _ in stalled(connection, later, timedelta(seconds=60), 10)] == ["audit"]
+
+
+def test_a_late_commit_is_positioned_after_what_was_delivered_before_it(database: Database) -> None:
+    """The gap the event log had: an event with an older id that commits late must not land behind a cursor."""
+    recorder = Recorder()
+    relay = Relay(database, subscriptions(), recorder.enqueue, recorder)
+    early, late = event("agg_early"), event("agg_late")
+    assert early.id < late.id
+    write(database, late)
+    relay.relay_once()
+    write(database, early)  # the older id commits last
+    relay.relay_once()
+    with database.engine.connect() as connection:
+        logged = event_log(connection, "org_1", None, PageRequest(10)).items
+        assert [e.id for e in logged] == [late.id, early.id]
+        after_first = event_log(connection, "org_1", None, PageRequest(10, str(logged[0].position))).items
+    assert [e.id for e in after_first] == [early.id]
+
+
+def test_an_aggregates_later_event_waits_for_its_earlier_one(database: Database) -> None:
+    recorder = Recorder()
+    first, second, other = event("agg_a"), event("agg_a"), event("agg_b")
+    write(database, first)
+    write(database, second)
+    write(database, other)
+    # The first event is claimed elsewhere (its row is held by another relay): simulate by a batch of one.
+    relay = Relay(database, subscriptions(), recorder.enqueue, recorder, batch_size=1)
+    assert relay.relay_once() == 1
+    assert recorder.published == [first.id]
+    assert Relay(database, subscriptions(), recorder.enqueue, recorder, batch_size=10).relay_once() == 2
+    assert recorder.published == [first.id, second.id, other.id]
+
+
+@pytest.mark.postgres
+def test_relays_share_the_work_without_doubles_and_keep_each_aggregates_order(postgres_database: Database) -> None:
+    aggregates = [f"agg_{n:02d}" for n in range(20)]
+    for _ in range(15):
+        write(postgres_database, *(event(a) for a in aggregates))
+    recorders = [Recorder() for _ in range(4)]
+    relays = [Relay(postgres_database, subscriptions(), r.enqueue, r, batch_size=7) for r in recorders]
+
+    def drain(relay: Relay) -> None:
+        while relay.relay_once():
+            pass
+
+    threads = [threading.Thread(target=drain, args=(relay,)) for relay in relays]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    drain(relays[0])  # a pass that found only held-back rows returned 0 early; finish what is left
+    published = [event_id for r in recorders for event_id in r.published]
+    assert len(published) == len(set(published))
+    with postgres_database.engine.connect() as connection:
+        rows = connection.execute(select(outbox.c.aggregate_id, outbox.c.seq, outbox.c.position)).all()
+    assert len(published) == len(rows)
+    assert all(row.position is not None for row in rows)
+    assert sorted(row.position for row in rows) == list(range(1, len(rows) + 1))
+    for aggregate in aggregates:
+        mine = sorted((row.seq, row.position) for row in rows if row.aggregate_id == aggregate)
+        assert [position for _, position in mine] == sorted(position for _, position in mine)
+    assert sum(1 for r in recorders if r.published) > 1, "the work was shared"
+
+
+def test_only_one_relay_runs_on_a_sqlite_database(sqlite_database: Database) -> None:
+    with single_relay_lock(sqlite_database):
+        second = single_relay_lock(sqlite_database)
+        with pytest.raises(SystemExit, match="another relay"):
+            second.__enter__()
+    with single_relay_lock(sqlite_database):
+        pass  # released when the first one left
+
+
+def test_a_redelivered_event_gets_no_second_inbox_row(database: Database) -> None:
+    recorder = Recorder()
+    write(database, event("agg_a"))
+    relay = Relay(database, subscriptions(), recorder.enqueue, recorder)
+    relay.relay_once()
+    with database.engine.begin() as connection:  # as if the relay had crashed after publishing
+        connection.execute(update(outbox).values(sent_at=None, position=None))
+    relay.relay_once()
+    with database.engine.connect() as connection:
+        assert len(connection.execute(select(inbox)).all()) == 1

@@ -1,0 +1,202 @@
+"""The asynchronous backbone as real processes: `bookwell relay|worker|scheduler` with an environment of the test's.
+
+Each test gets its own job queue, JetStream stream and subject prefix, so tests never read each
+other's messages, and removes them afterwards. Process output goes to files the failure report shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+import nats
+from kombu import Connection
+from nats.js.api import ConsumerConfig
+from nats.js.api import DeliverPolicy
+from sqlalchemy import func
+from sqlalchemy import select
+
+from bookwell.platform.db import Database
+from bookwell.platform.jobs import dead_letters
+from bookwell.platform.outbox import outbox
+from bookwell.platform.subscriptions import inbox
+from tests.support.handlers import instruments
+from tests.support.handlers import runs
+
+ROOT = Path(__file__).resolve().parents[2]
+BOOKWELL = str(ROOT / ".venv" / "bin" / "bookwell")
+REDIS_URL = os.environ.get("BOOKWELL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RABBITMQ_URL = os.environ.get("BOOKWELL_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+NATS_URL = os.environ.get("BOOKWELL_TEST_NATS_URL", "nats://127.0.0.1:4222")
+
+
+@dataclass
+class Backbone:
+    """Relay, worker and scheduler processes on one database, broker and (optionally) stream."""
+
+    database: Database
+    broker_url: str
+    logs: Path
+    nats_url: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    starts: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def queue(self) -> str:
+        return f"bookwell-test-{self.tag}"
+
+    @property
+    def stream(self) -> str:
+        return f"BOOKWELL_TEST_{self.tag}"
+
+    @property
+    def subject_prefix(self) -> str:
+        return f"bookwell-test-{self.tag}.events"
+
+    def env(self) -> dict[str, str]:
+        settings = self.database.settings
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "BOOKWELL_ENV": "test",
+            "BOOKWELL_SECRET_KEY": settings.secret_key,
+            "BOOKWELL_DATABASE_URL": settings.database_url,
+            "BOOKWELL_BROKER_URL": self.broker_url,
+            "BOOKWELL_JOB_QUEUE": self.queue,
+            "BOOKWELL_HANDLER_MODULES": "tests.support.handlers",
+            "BOOKWELL_NATS_STREAM": self.stream,
+            "BOOKWELL_NATS_SUBJECT_PREFIX": self.subject_prefix,
+            "BOOKWELL_STALL_AFTER_S": "3",
+            "BOOKWELL_REDRIVE_EVERY_S": "1",
+            "BOOKWELL_LOG_LEVEL": "INFO",
+            **self.extra_env,
+        }
+        if self.nats_url:
+            env["BOOKWELL_NATS_URL"] = self.nats_url
+        else:
+            env.pop("BOOKWELL_NATS_URL", None)
+        return env
+
+    def start(self, name: str) -> None:
+        """Start `bookwell <name>` (relay, worker or scheduler) in a process group of its own."""
+        self.starts[name] += 1
+        log = (self.logs / f"{name}-{self.starts[name]}.log").open("wb")
+        self.processes[name] = subprocess.Popen(
+            [BOOKWELL, name], env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+
+    def kill(self, name: str, signum: int = signal.SIGKILL, timeout: float = 30) -> int:
+        """Signal the process (its whole group for SIGKILL) and wait for it; its exit code."""
+        process = self.processes.pop(name)
+        if process.poll() is None:
+            if signum == signal.SIGKILL:
+                os.killpg(process.pid, signum)
+            else:
+                process.send_signal(signum)
+        return process.wait(timeout=timeout)
+
+    def start_all(self) -> None:
+        for name in ("relay", "worker", "scheduler"):
+            self.start(name)
+
+    def stop_all(self) -> dict[str, int]:
+        """SIGTERM every process and wait: the graceful path."""
+        return {name: self.kill(name, signal.SIGTERM) for name in list(self.processes)}
+
+    def output(self) -> str:
+        return "\n".join(f"--- {path.name}\n{path.read_text()[-4000:]}" for path in sorted(self.logs.glob("*.log")))
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise AssertionError(f"{name} exited with {process.returncode}\n{self.output()}")
+            time.sleep(0.2)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{self.output()}")
+
+    def settled(self) -> bool:
+        """Every event sent and every delivery finished (done or dead)."""
+        with self.database.engine.connect() as connection:
+            unsent = connection.execute(select(func.count()).where(outbox.c.sent_at.is_(None))).scalar_one()
+            pending = connection.execute(select(func.count()).where(inbox.c.status == "pending")).scalar_one()
+        return unsent == 0 and pending == 0
+
+    def cleanup(self) -> None:
+        for name in list(self.processes):
+            self.kill(name, signal.SIGKILL)
+        if self.nats_url:
+            asyncio.run(_delete_stream(self.nats_url, self.stream))
+        if not self.broker_url.startswith("filesystem://"):
+            with Connection(self.broker_url) as connection:
+                channel = connection.default_channel
+                channel.queue_delete(self.queue)
+
+    def stream_messages(self) -> list[tuple[str, dict[str, str]]]:
+        """(subject, headers) of every message in the test's stream, read from the start."""
+        assert self.nats_url is not None
+        return asyncio.run(_read_stream(self.nats_url, self.stream, self.subject_prefix))
+
+
+def create_instruments(database: Database) -> None:
+    """The recording handler's table, empty (the PostgreSQL database outlives a test)."""
+    instruments.drop_all(database.engine)
+    instruments.create_all(database.engine)
+
+
+def handler_runs(database: Database) -> list[Any]:
+    with database.engine.connect() as connection:
+        return list(connection.execute(select(runs)).all())
+
+
+def waiting_dead_letters(database: Database) -> list[Any]:
+    with database.engine.connect() as connection:
+        return list(connection.execute(select(dead_letters).where(dead_letters.c.replayed_at.is_(None))).all())
+
+
+def events(database: Database) -> list[Any]:
+    with database.engine.connect() as connection:
+        return list(connection.execute(select(outbox).order_by(outbox.c.seq)).all())
+
+
+async def _read_stream(url: str, stream: str, prefix: str) -> list[tuple[str, dict[str, str]]]:
+    client = await nats.connect(url)
+    try:
+        js = client.jetstream()
+        total = (await js.stream_info(stream)).state.messages
+        subscription = await js.pull_subscribe(
+            f"{prefix}.>", stream=stream, config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL)
+        )
+        messages: list[tuple[str, dict[str, str]]] = []
+        while len(messages) < total:
+            for message in await subscription.fetch(min(500, total - len(messages)), timeout=5):
+                messages.append((message.subject, dict(message.headers or {})))
+                await message.ack()
+        return messages
+    finally:
+        await client.close()
+
+
+async def _delete_stream(url: str, stream: str) -> None:
+    client = await nats.connect(url)
+    try:
+        await client.jetstream().delete_stream(stream)
+    except nats.js.errors.NotFoundError:
+        pass
+    finally:
+        await client.close()
