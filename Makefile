@@ -1,4 +1,4 @@
-# Bookwell's commands. `make run` serves the API; `make test` runs every gate and test.
+# Bookwell's commands. `make run` runs the system (api, relay, worker, scheduler); `make test` runs every gate and test.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -25,9 +25,9 @@ $(VENV)/.dev: requirements-dev.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@ $(VENV)/.runtime
 
-run: $(VENV)/.runtime  ## Migrate the database and serve the API on http://$(HOST):$(PORT)
+run: $(VENV)/.runtime  ## Migrate, then run api (http://$(HOST):$(PORT)), relay, worker and scheduler; Ctrl-C stops all
 	$(BIN)/bookwell db upgrade
-	$(BIN)/gunicorn --config deploy/gunicorn.conf.py --bind $(HOST):$(PORT) 'bookwell.app:create_app()'
+	BOOKWELL_HTTP_BIND=$(HOST):$(PORT) PYTHONUNBUFFERED=1 $(BIN)/honcho --no-colour start --procfile Procfile
 
 test: $(VENV)/.dev lint typecheck imports contract-check  ## Every gate, then every test
 	$(BIN)/pytest

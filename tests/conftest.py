@@ -1,17 +1,20 @@
 """Databases for the tests: a fresh SQLite file per test, and a fresh PostgreSQL database per session.
 
-PostgreSQL tests run whenever a server answers at BOOKWELL_TEST_POSTGRES_URL (default: the local
-one on 127.0.0.1:5432); they are skipped, and the run says so plainly, when none does, unless
-BOOKWELL_TEST_REQUIRE_POSTGRES=1 (CI sets it), which turns the skip into a failure.
+Tests that need a service (PostgreSQL, Redis, RabbitMQ, NATS) run whenever it answers at its
+BOOKWELL_TEST_<SERVICE>_URL (default: the local one); they are skipped, and the run says so
+plainly, when it does not, unless BOOKWELL_TEST_REQUIRE_SERVICES=1 (CI sets it), which turns
+the skip into a failure.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -25,33 +28,57 @@ from bookwell.platform.db import metadata
 from bookwell.settings import Settings
 
 POSTGRES_ADMIN_URL = os.environ.get("BOOKWELL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REQUIRE_POSTGRES = os.environ.get("BOOKWELL_TEST_REQUIRE_POSTGRES") == "1"
-_postgres_error: list[str] = []
+REDIS_URL = os.environ.get("BOOKWELL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RABBITMQ_URL = os.environ.get("BOOKWELL_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+NATS_URL = os.environ.get("BOOKWELL_TEST_NATS_URL", "nats://127.0.0.1:4222")
+SERVICES = {"postgresql": POSTGRES_ADMIN_URL, "redis": REDIS_URL, "rabbitmq": RABBITMQ_URL, "nats": NATS_URL}
+REQUIRE_SERVICES = os.environ.get("BOOKWELL_TEST_REQUIRE_SERVICES") == "1"
 
 
-def _postgres_reachable() -> bool:
+def _probe(name: str, url: str) -> str | None:
+    """None when the service answers at `url`, else why not."""
     try:
-        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=2):
-            return True
-    except psycopg.Error as error:
-        _postgres_error.append(str(error).strip().splitlines()[0])
-        return False
+        if name == "postgresql":
+            with psycopg.connect(url, connect_timeout=2):
+                return None
+        parsed = urlsplit(url)
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 0), timeout=2):
+            return None
+    except (psycopg.Error, OSError) as error:
+        return str(error).strip().splitlines()[0]
 
 
-POSTGRES_AVAILABLE = _postgres_reachable()
+_UNAVAILABLE = {name: why for name, url in SERVICES.items() if (why := _probe(name, url)) is not None}
 
 
-def pytest_report_header() -> str:
-    where = make_url(POSTGRES_ADMIN_URL).render_as_string(hide_password=True)
-    if POSTGRES_AVAILABLE:
-        return f"PostgreSQL tests: ON ({where})"
-    return f"PostgreSQL tests: SKIPPED, no server at {where} ({_postgres_error[0]})"
+def require_service(*names: str) -> None:
+    """Skip the test, loudly, when a service it needs does not answer; fail instead under
+    BOOKWELL_TEST_REQUIRE_SERVICES=1 (CI sets it)."""
+    for name in names:
+        if name in _UNAVAILABLE:
+            reason = f"no {name} at {_shown(SERVICES[name])}: {_UNAVAILABLE[name]}"
+            if REQUIRE_SERVICES:
+                pytest.fail(f"BOOKWELL_TEST_REQUIRE_SERVICES=1 but {reason}")
+            pytest.skip(reason)
+
+
+def _shown(url: str) -> str:
+    if url.startswith("postgresql"):
+        return make_url(url).render_as_string(hide_password=True)
+    return urlsplit(url).netloc.split("@")[-1]
+
+
+def pytest_report_header() -> list[str]:
+    return [
+        f"{name} tests: " + (f"SKIPPED ({_UNAVAILABLE[name]})" if name in _UNAVAILABLE else "ON") + f" ({_shown(url)})"
+        for name, url in SERVICES.items()
+    ]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not POSTGRES_AVAILABLE:
+    for name in _UNAVAILABLE:
         terminalreporter.write_line(
-            "PostgreSQL tests were SKIPPED: no server answered at BOOKWELL_TEST_POSTGRES_URL.", yellow=True, bold=True
+            f"{name} tests were SKIPPED: nothing answered at {_shown(SERVICES[name])}.", yellow=True, bold=True
         )
 
 
@@ -64,11 +91,7 @@ def settings_for(database_url: str, **overrides: Any) -> Settings:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A PostgreSQL database created for this test session and dropped after it."""
-    if not POSTGRES_AVAILABLE:
-        reason = f"no PostgreSQL server at {POSTGRES_ADMIN_URL}"
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"BOOKWELL_TEST_REQUIRE_POSTGRES=1 but {reason}: {_postgres_error[0]}")
-        pytest.skip(reason)
+    require_service("postgresql")
     name = f"bookwell_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')

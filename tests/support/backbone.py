@@ -30,19 +30,20 @@ from bookwell.platform.db import Database
 from bookwell.platform.jobs import dead_letters
 from bookwell.platform.outbox import outbox
 from bookwell.platform.subscriptions import inbox
+from tests.conftest import require_service
 from tests.support.handlers import instruments
 from tests.support.handlers import runs
 
 ROOT = Path(__file__).resolve().parents[2]
 BOOKWELL = str(ROOT / ".venv" / "bin" / "bookwell")
-REDIS_URL = os.environ.get("BOOKWELL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-RABBITMQ_URL = os.environ.get("BOOKWELL_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
-NATS_URL = os.environ.get("BOOKWELL_TEST_NATS_URL", "nats://127.0.0.1:4222")
 
 
 @dataclass
 class Backbone:
-    """Relay, worker and scheduler processes on one database, broker and (optionally) stream."""
+    """Relay, worker and scheduler processes on one database, broker and (optionally) stream.
+
+    Made before anything is started: it skips (or, in CI, fails) the test when its broker or
+    NATS does not answer."""
 
     database: Database
     broker_url: str
@@ -64,6 +65,11 @@ class Backbone:
     @property
     def subject_prefix(self) -> str:
         return f"bookwell-test-{self.tag}.events"
+
+    def __post_init__(self) -> None:
+        scheme = self.broker_url.split("://", 1)[0]
+        broker = {"redis": "redis", "amqp": "rabbitmq"}.get(scheme)
+        require_service(*filter(None, [broker, "nats" if self.nats_url else None]))
 
     def env(self) -> dict[str, str]:
         settings = self.database.settings

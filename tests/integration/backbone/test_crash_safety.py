@@ -29,8 +29,8 @@ from bookwell.catalog.adapters.sql import SqlCatalogUnitOfWork
 from bookwell.identity import service as identity_service
 from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
 from bookwell.platform.db import Database
-from tests.support.backbone import NATS_URL
-from tests.support.backbone import RABBITMQ_URL
+from tests.conftest import NATS_URL
+from tests.conftest import RABBITMQ_URL
 from tests.support.backbone import Backbone
 from tests.support.backbone import create_instruments
 from tests.support.backbone import events

@@ -16,10 +16,10 @@ from sqlalchemy import select
 from bookwell.platform.db import Database
 from bookwell.platform.jobs import job_failures
 from bookwell.platform.subscriptions import inbox
+from tests.conftest import RABBITMQ_URL
+from tests.conftest import REDIS_URL
 from tests.integration.backbone.test_end_to_end import book_and_cancel
 from tests.support.backbone import BOOKWELL
-from tests.support.backbone import RABBITMQ_URL
-from tests.support.backbone import REDIS_URL
 from tests.support.backbone import Backbone
 from tests.support.backbone import create_instruments
 from tests.support.backbone import handler_runs

@@ -17,9 +17,9 @@ from bookwell.app import create_app
 from bookwell.bootstrap import bootstrap
 from bookwell.identity import service as identity_service
 from bookwell.platform.db import Database
-from tests.support.backbone import NATS_URL
-from tests.support.backbone import RABBITMQ_URL
-from tests.support.backbone import REDIS_URL
+from tests.conftest import NATS_URL
+from tests.conftest import RABBITMQ_URL
+from tests.conftest import REDIS_URL
 from tests.support.backbone import Backbone
 from tests.support.backbone import create_instruments
 from tests.support.backbone import events
