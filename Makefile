@@ -11,7 +11,7 @@ CODEGEN = $(BIN)/datamodel-codegen --input contracts/openapi/v1.yaml --input-fil
 	--disable-timestamp --custom-file-header-path contracts/generated-header.txt \
 	--type-overrides '{"Instant": "bookwell.contract.types.Instant"}'
 
-.PHONY: run test lint typecheck imports contract-models contract-check lock clean
+.PHONY: run test bench lint typecheck imports contract-models contract-check lock clean
 
 $(VENV)/.runtime: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ run: $(VENV)/.runtime  ## Migrate, then run api (http://$(HOST):$(PORT)), relay,
 
 test: $(VENV)/.dev lint typecheck imports contract-check  ## Every gate, then every test
 	$(BIN)/pytest
+
+bench: $(VENV)/.dev  ## Benchmarks against local PostgreSQL and NATS (figures in docs/benchmarks.md)
+	$(BIN)/python bench/relay.py
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

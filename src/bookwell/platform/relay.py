@@ -138,20 +138,28 @@ class Relay:
         rows = connection.execute(query).all()
         if not rows:
             return []
-        # Per aggregate, commit order: hold back a row while an earlier unsent row of its aggregate
-        # is not in this batch (another relay has it, or it fell past the limit).
-        claimed_seqs = {row.seq for row in rows}
-        firsts = connection.execute(
-            select(outbox.c.aggregate_id, func.min(outbox.c.seq).label("first"))
-            .where(outbox.c.sent_at.is_(None), outbox.c.aggregate_id.in_({row.aggregate_id for row in rows}))
-            .group_by(outbox.c.aggregate_id)
-        )
-        earliest = {row.aggregate_id: row.first for row in firsts}
-        ready = []
-        for row in rows:
-            first = earliest[row.aggregate_id]
-            if first == row.seq or first in claimed_seqs:
-                ready.append(Outgoing(logged_event(row), row.request_id, row.traceparent))
+        # Per aggregate, commit order: a row goes only if every earlier unsent row of its aggregate
+        # is in this batch too (not held by another relay, not past the limit); the rest wait.
+        claimed = {row.seq: row for row in rows}
+        unsent = connection.execute(
+            select(outbox.c.aggregate_id, outbox.c.seq)
+            .where(
+                outbox.c.sent_at.is_(None),
+                outbox.c.aggregate_id.in_({row.aggregate_id for row in rows}),
+                outbox.c.seq <= max(claimed),
+            )
+            .order_by(outbox.c.seq)
+        ).all()
+        blocked: set[str] = set()
+        ready_seqs: set[int] = set()
+        for aggregate_id, seq in unsent:
+            if aggregate_id in blocked:
+                continue
+            if seq in claimed:
+                ready_seqs.add(seq)
+            else:
+                blocked.add(aggregate_id)
+        ready = [Outgoing(logged_event(row), row.request_id, row.traceparent) for row in rows if row.seq in ready_seqs]
         return ready
 
     def _mark_sent(self, connection: Connection, event_ids: list[str], now: datetime) -> None:
