@@ -239,7 +239,7 @@ class Jobs:
         self.Job: type[Job] = type("BookwellJob", (Job,), {"jobs": self})
         deliver_base: type[Job] = type("BookwellDeliverJob", (DeliverJob,), {"jobs": self})
 
-        @self.celery.task(name=DELIVER, base=deliver_base)
+        @self.celery.task(name=DELIVER, base=deliver_base, shared=False)
         def deliver(event_id: str, handler: str) -> None:
             # A plain function: Celery checks call arguments against its signature, and a bound
             # method's would count `self`.
@@ -247,7 +247,9 @@ class Jobs:
 
     def task(self, name: str, **options: Any) -> Callable[[Callable[..., Any]], Task]:
         """Register a function as a Job named `name`."""
-        return self.celery.task(name=name, base=self.Job, **options)  # type: ignore[no-any-return]
+        # shared=False: a shared task would join every Celery app made later in the process, each
+        # with the first app's database (two containers in one process, as in the tests).
+        return self.celery.task(name=name, base=self.Job, shared=False, **options)  # type: ignore[no-any-return]
 
     def deliver(self, event_id: str, handler: str) -> None:
         """Run `handler` for the event unless its inbox row is no longer pending; one transaction."""

@@ -3,6 +3,7 @@ and the stream once, carrying the request's id and trace context all the way."""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from bookwell.platform.db import Database
 from tests.conftest import NATS_URL
 from tests.conftest import RABBITMQ_URL
 from tests.conftest import REDIS_URL
+from tests.support.backbone import BOOKWELL
 from tests.support.backbone import Backbone
 from tests.support.backbone import create_instruments
 from tests.support.backbone import events
@@ -112,6 +114,17 @@ def test_a_bookings_events_reach_their_handler_and_the_stream(backbone: Backbone
         assert subject == f"{backbone.subject_prefix}.{event.organization_id}.{event.type}"
         assert headers["Bookwell-Request-Id"] == event.request_id
         assert headers["traceparent"] == event.traceparent
+
+    # `bookwell events tail` reads the same stream.
+    tail = subprocess.run(
+        [BOOKWELL, "events", "tail", "--from-start", "--count", str(len(written)), "--org", written[0].organization_id],
+        env=backbone.env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert [line.split()[1:3] for line in tail.stdout.splitlines()] == [[e.type, e.id] for e in written]
 
     assert waiting_dead_letters(database) == []
     assert backbone.stop_all() == {"relay": 0, "worker": 0, "scheduler": 0}, backbone.output()

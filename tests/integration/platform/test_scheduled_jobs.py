@@ -1,0 +1,121 @@
+"""The scheduler's jobs, run in process on both databases: purges keep what is young, re-drive
+resends only stalled deliveries, and `events tail` follows the event log."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import update
+
+from bookwell.bootstrap import bootstrap
+from bookwell.cli import main as cli
+from bookwell.platform.db import Database
+from bookwell.platform.jobs import dead_letters
+from bookwell.platform.jobs import job_failures
+from bookwell.platform.kernel.clock import utcnow
+from bookwell.platform.kernel.events import Event
+from bookwell.platform.outbox import SqlOutbox
+from bookwell.platform.outbox import outbox
+from bookwell.platform.relay import Relay
+from bookwell.platform.subscriptions import inbox
+from bookwell.tasks import timetable
+
+
+def run_job(database: Database, name: str) -> int:
+    container = bootstrap(database.settings, database=database)
+    result: int = container.jobs.celery.tasks[name].run()
+    return result
+
+
+def relayed(database: Database, *events: Event, handler: bool = True) -> None:
+    container = bootstrap(database.settings, database=database)
+    if handler:
+        container.subscriptions.subscribe("audit", {e.type for e in events}, lambda _event: None)
+    with database.engine.begin() as connection:
+        for event in events:
+            SqlOutbox(connection).add(event)
+    Relay(database, container.subscriptions, lambda _d, _h: None).relay_once()
+
+
+def count(database: Database, table: object) -> int:
+    with database.engine.connect() as connection:
+        return int(connection.execute(select(func.count()).select_from(table)).scalar_one())  # type: ignore[arg-type]
+
+
+def test_the_outbox_purge_drops_events_delivered_over_30_days_ago_with_their_inbox_rows(database: Database) -> None:
+    old, young = Event("thing.happened", "org_1", "agg_1", {}), Event("thing.happened", "org_1", "agg_2", {})
+    relayed(database, old, young)
+    long_ago = utcnow() - timedelta(days=31)
+    with database.engine.begin() as connection:
+        connection.execute(update(outbox).where(outbox.c.id == old.id).values(sent_at=long_ago))
+        connection.execute(
+            job_failures.insert(),
+            [
+                {"id": f"jf_{n}", "task_id": "t", "task": "x", "attempt": 1, "error": "e", "failed_at": at}
+                for n, at in enumerate([long_ago, utcnow()])
+            ],
+        )
+    assert count(database, inbox) == 2
+    assert run_job(database, "bookwell.outbox.purge") == 1
+    with database.engine.connect() as connection:
+        assert connection.execute(select(outbox.c.id)).scalars().all() == [young.id]
+        assert connection.execute(select(inbox.c.event_id)).scalars().all() == [young.id]
+        assert connection.execute(select(job_failures.c.id)).scalars().all() == ["jf_1"]
+
+
+def test_an_unsent_event_is_never_purged(database: Database) -> None:
+    with database.engine.begin() as connection:
+        SqlOutbox(connection).add(Event("thing.happened", "org_1", "agg_1", {}))
+        connection.execute(update(outbox).values(created_at=utcnow() - timedelta(days=90)))
+    assert run_job(database, "bookwell.outbox.purge") == 0
+    assert count(database, outbox) == 1
+
+
+def test_redrive_resends_only_deliveries_stalled_past_the_grace(database: Database) -> None:
+    stalled, fresh = Event("thing.happened", "org_1", "agg_1", {}), Event("thing.happened", "org_1", "agg_2", {})
+    relayed(database, stalled, fresh)
+    grace = timedelta(seconds=database.settings.stall_after_s)
+    with database.engine.begin() as connection:
+        connection.execute(update(inbox).where(inbox.c.event_id == stalled.id).values(due_at=utcnow() - 2 * grace))
+    assert run_job(database, "bookwell.deliveries.redrive") == 1
+    assert run_job(database, "bookwell.deliveries.redrive") == 0, "re-sent deliveries are due again from now"
+
+
+def test_the_timetable_sends_every_job_with_an_expiry_of_its_interval(database: Database) -> None:
+    table = timetable(database.settings)
+    container = bootstrap(database.settings, database=database)
+    assert set(table) <= set(container.jobs.celery.tasks)
+    assert table["bookwell.holds.expire"]["schedule"] == 30
+    for entry in table.values():
+        assert entry["options"]["expires"] == entry["schedule"]
+
+
+def test_events_tail_follows_the_event_log(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = Event("thing.happened", "org_1", "agg_1", {}), Event("other.thing", "org_2", "agg_2", {})
+    relayed(database, first, second, handler=False)
+    monkeypatch.setenv("BOOKWELL_DATABASE_URL", database.settings.database_url)
+    monkeypatch.setenv("BOOKWELL_BROKER_URL", "memory://")
+    result = CliRunner().invoke(cli, ["events", "tail", "--from-start", "--count", "2"])
+    assert result.exit_code == 0, result.output
+    assert [line.split()[1:] for line in result.output.splitlines()] == [
+        ["thing.happened", first.id, "org_1"],
+        ["other.thing", second.id, "org_2"],
+    ]
+    only = CliRunner().invoke(cli, ["events", "tail", "--from-start", "--count", "1", "--org", "org_2"])
+    assert only.output.split()[1:] == ["other.thing", second.id, "org_2"]
+
+
+def test_dead_letter_commands_refuse_unclear_requests(database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOOKWELL_DATABASE_URL", database.settings.database_url)
+    monkeypatch.setenv("BOOKWELL_BROKER_URL", "memory://")
+    neither = CliRunner().invoke(cli, ["jobs", "dead-letters", "replay"])
+    assert neither.exit_code == 2
+    assert "either a dead letter ID or --all" in neither.output
+    unknown = CliRunner().invoke(cli, ["jobs", "dead-letters", "replay", "dl_nope"])
+    assert unknown.exit_code == 1
+    assert "no dead letter dl_nope" in unknown.output
+    assert count(database, dead_letters) == 0
