@@ -18,7 +18,6 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Sequence
 from contextlib import contextmanager
@@ -37,6 +36,7 @@ from bookwell.platform.logging import configure_logging
 from bookwell.platform.outbox import SqlOutbox
 from bookwell.platform.outbox import outbox
 from bookwell.platform.relay import Outgoing
+from bookwell.platform.relay import Poller
 from bookwell.platform.relay import Relay
 from bookwell.platform.subscriptions import Subscriptions
 from bookwell.settings import Settings
@@ -98,12 +98,8 @@ def drain_rate(database: Database, publisher: TimedPublisher, batch_size: int, c
 class PollingRelay(Relay):
     """The baseline: the same relay, deaf to notifications."""
 
-    @contextmanager
-    def _wakeups(self) -> Iterator[Callable[[], None]]:
-        def sleep() -> None:
-            self.stopping.wait(self.poll_interval_s)
-
-        yield sleep
+    def _waiter(self) -> Poller:
+        return Poller(self.poll_interval_s, self.stopping)
 
 
 def steady_lag(

@@ -7,11 +7,13 @@ import json
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 import structlog
 from alembic import command
 from alembic.config import Config
+from pydantic import ValidationError
 
 from bookwell.booking import service as booking_service
 from bookwell.bootstrap import Container
@@ -50,9 +52,16 @@ def _container(ctx: click.Context) -> Container:
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Bookwell's command line. Settings come from BOOKWELL_* environment variables."""
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValidationError as error:
+        problems = "; ".join(f"BOOKWELL_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
+        raise click.ClickException(f"invalid settings: {problems}") from error
     configure_logging(settings.log_level, stream="stderr")  # stdout is for results
-    ctx.obj = bootstrap(settings)
+    try:
+        ctx.obj = bootstrap(settings)
+    except ImportError as error:
+        raise click.ClickException(f"BOOKWELL_HANDLER_MODULES: cannot import {error.name}") from error
     ctx.call_on_close(ctx.obj.database.dispose)
 
 
@@ -143,7 +152,7 @@ def relay(ctx: click.Context) -> None:
     container = _container(ctx)
     settings = container.settings
     with single_relay_lock(container.database):
-        publisher = _jetstream(settings) if settings.nats_url else None
+        publisher = _jetstream(settings, create_stream=True) if settings.nats_url else None
         relay = Relay(
             container.database,
             container.subscriptions,
@@ -250,7 +259,7 @@ def events_tail(ctx: click.Context, organization_id: str | None, from_start: boo
 
     try:
         if settings.nats_url:
-            stream = _jetstream(settings)
+            stream = _jetstream(settings, create_stream=False)
             try:
                 stream.tail(lambda event, _headers: show(event, str(event["organization_id"])), from_start=from_start)
             finally:
@@ -261,11 +270,19 @@ def events_tail(ctx: click.Context, organization_id: str | None, from_start: boo
         pass
 
 
-def _jetstream(settings: Settings) -> JetStream:
+def _jetstream(settings: Settings, *, create_stream: bool) -> JetStream:
+    """A JetStream connection, or a clear error (no traceback) when NATS cannot be reached."""
     assert settings.nats_url is not None
-    return JetStream(
-        settings.nats_url,
-        stream=settings.nats_stream,
-        subject_prefix=settings.nats_subject_prefix,
-        duplicate_window_s=settings.nats_duplicate_window_s,
-    )
+    try:
+        return JetStream(
+            settings.nats_url,
+            stream=settings.nats_stream,
+            subject_prefix=settings.nats_subject_prefix,
+            duplicate_window_s=settings.nats_duplicate_window_s,
+            create_stream=create_stream,
+        )
+    except Exception as error:
+        where = urlsplit(settings.nats_url).netloc.split("@")[-1]
+        raise click.ClickException(
+            f"cannot use JetStream at {where}: {type(error).__name__} {error}".strip()
+        ) from error

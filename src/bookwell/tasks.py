@@ -1,8 +1,9 @@
 """Bookwell's scheduled jobs and the scheduler's timetable (`bookwell scheduler` sends, workers run).
 
 Each job is idempotent and safe to run twice at once (two schedulers, a re-sent message): the
-timetable may be late or doubled, never harmful. A scheduled message expires after its interval,
-so a stopped worker does not come back to a pile of stale copies.
+timetable may be late or doubled, never harmful. Scheduled jobs have a queue of their own, so they
+never wait behind a backlog of deliveries, and a message expires after its interval, so a stopped
+worker does not come back to a pile of stale copies.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from bookwell.booking import service as booking_service
 from bookwell.booking.ports import BookingUnitOfWork
 from bookwell.platform.idempotency import IdempotencyStore
 from bookwell.platform.jobs import Jobs
+from bookwell.platform.jobs import periodic_queue
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.outbox import EVENT_RETENTION
 from bookwell.platform.outbox import oldest_unsent
-from bookwell.platform.outbox import purge_sent
+from bookwell.platform.subscriptions import purge_delivered
 from bookwell.settings import Settings
 
 log = structlog.get_logger("bookwell.tasks")
@@ -44,7 +46,7 @@ def register_scheduled_jobs(jobs: Jobs, *, booking_uow: Callable[[], BookingUnit
     def purge_events() -> int:
         before = utcnow() - EVENT_RETENTION
         with jobs.database.engine.begin() as connection:
-            purged = purge_sent(connection, before)
+            purged = purge_delivered(connection, before)
         purged_failures = jobs.purge_failures(before)
         log.info("events_purged", events=purged, job_failures=purged_failures)
         return purged
@@ -69,6 +71,8 @@ def timetable(settings: Settings) -> dict[str, dict[str, Any]]:
         "bookwell.idempotency.purge": HOUR,
         "bookwell.outbox.purge": HOUR,
     }
+    queue = periodic_queue(settings)
     return {
-        name: {"task": name, "schedule": seconds, "options": {"expires": seconds}} for name, seconds in every.items()
+        name: {"task": name, "schedule": seconds, "options": {"expires": seconds, "queue": queue}}
+        for name, seconds in every.items()
     }

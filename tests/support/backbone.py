@@ -151,7 +151,8 @@ class Backbone:
         if not self.broker_url.startswith("filesystem://"):
             with Connection(self.broker_url) as connection:
                 channel = connection.default_channel
-                channel.queue_delete(self.queue)
+                for queue in (self.queue, self.queue + ".periodic"):
+                    channel.queue_delete(queue)
 
     def stream_messages(self) -> list[tuple[str, dict[str, str]]]:
         """(subject, headers) of every message in the test's stream, read from the start."""

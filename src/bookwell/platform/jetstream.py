@@ -36,6 +36,11 @@ log = structlog.get_logger("bookwell.jetstream")
 RETENTION = EVENT_RETENTION  # as long as the event log keeps events
 
 
+async def _log_error(error: Exception) -> None:
+    """nats-py's connection errors, one line each (it reconnects by itself)."""
+    log.warning("nats_error", error=f"{type(error).__name__}: {error}")
+
+
 class JetStream:
     """A connection to NATS with Bookwell's stream; `publish` implements the relay's Publisher."""
 
@@ -47,6 +52,7 @@ class JetStream:
         subject_prefix: str,
         duplicate_window_s: float,
         timeout_s: float = 5.0,
+        create_stream: bool = True,
     ) -> None:
         self.stream = stream
         self.subject_prefix = subject_prefix
@@ -54,9 +60,12 @@ class JetStream:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="jetstream", daemon=True)
         self._thread.start()
-        self._nc = self._call(nats.connect(url, connect_timeout=timeout_s, max_reconnect_attempts=-1))
+        self._nc = self._call(
+            nats.connect(url, connect_timeout=timeout_s, max_reconnect_attempts=-1, error_cb=_log_error)
+        )
         self._js = self._nc.jetstream(timeout=timeout_s)
-        self._call(self._ensure_stream(duplicate_window_s))
+        if create_stream:
+            self._call(self._ensure_stream(duplicate_window_s))
 
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(self.timeout_s * 2)
@@ -70,11 +79,21 @@ class JetStream:
             max_age=RETENTION.total_seconds(),
         )
         try:
-            await self._js.stream_info(self.stream)
+            existing = (await self._js.stream_info(self.stream)).config
         except NotFoundError:
             await self._js.add_stream(config)
-        else:
-            await self._js.update_stream(config)
+            log.info("jetstream_stream_created", stream=self.stream, subjects=config.subjects)
+            return
+        # An existing stream belongs to its operators (limits, replicas): read it, never rewrite it.
+        if existing.subjects != config.subjects or existing.duplicate_window != config.duplicate_window:
+            log.warning(
+                "jetstream_stream_differs",
+                stream=self.stream,
+                subjects=existing.subjects,
+                duplicate_window_s=existing.duplicate_window,
+                expected_subjects=config.subjects,
+                expected_duplicate_window_s=config.duplicate_window,
+            )
 
     def subject(self, organization_id: str, event_type: str) -> str:
         """Where an organization's events of one type are published."""

@@ -11,6 +11,8 @@ until `bookwell jobs dead-letters replay` sends it again.
 
 from __future__ import annotations
 
+import logging
+import math
 import random
 import uuid
 from collections.abc import Callable
@@ -48,6 +50,7 @@ from bookwell.platform.db import UtcDateTime
 from bookwell.platform.db import metadata
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.ids import new_id
+from bookwell.platform.logging import redact
 from bookwell.platform.outbox import logged_event
 from bookwell.platform.outbox import outbox
 from bookwell.platform.subscriptions import DEAD
@@ -56,12 +59,19 @@ from bookwell.platform.subscriptions import PENDING
 from bookwell.platform.subscriptions import Delivery
 from bookwell.platform.subscriptions import Subscriptions
 from bookwell.platform.subscriptions import inbox
-from bookwell.platform.subscriptions import set_due
+from bookwell.platform.subscriptions import move
 from bookwell.platform.subscriptions import stalled
 from bookwell.settings import Settings
 
 log = structlog.get_logger("bookwell.jobs")
 DELIVER = "bookwell.deliver"
+
+
+def periodic_queue(settings: Settings) -> str:
+    """The queue of scheduled jobs: never stuck behind a backlog of deliveries on `job_queue`."""
+    return settings.job_queue + ".periodic"
+
+
 _HEADER = "bookwell_"  # request context travels in task headers named bookwell_<field>
 _MAX_ERROR = 2000
 
@@ -135,7 +145,6 @@ class Job(Task):
     jobs: Jobs  # set on the subclass each Jobs instance makes
     max_retries = None  # attempts are counted here, against settings.job_max_attempts
     acks_late = True
-    reject_on_worker_lost = True
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
@@ -161,7 +170,23 @@ class Job(Task):
         final = attempt >= settings.job_max_attempts
         delay = None if final else backoff_delay(attempt, settings.job_backoff_base_s, settings.job_backoff_cap_s)
         now = utcnow()
-        message = f"{type(error).__name__}: {error}"[:_MAX_ERROR]
+        message = redact(f"{type(error).__name__}: {error}")[:_MAX_ERROR]
+        try:
+            self._record_failure(attempt, message, now, delay, args=args, kwargs=kwargs)
+        except Exception:
+            pause = backoff_delay(attempt, settings.job_backoff_base_s, settings.job_backoff_cap_s)
+            log.exception("job_failure_not_recorded", retry_in_s=round(pause, 3), error=message)
+            raise self.retry(args=args, kwargs=kwargs, countdown=self.jobs.countdown(pause), exc=error) from None
+        if delay is None:
+            log.error("job_dead_lettered", attempts=attempt, error=message, exc_info=error)
+            return
+        log.warning("job_failed_will_retry", retry_in_s=round(delay, 3), error=message, exc_info=error)
+        raise self.retry(args=args, kwargs=kwargs, countdown=self.jobs.countdown(delay), exc=error)
+
+    def _record_failure(
+        self, attempt: int, message: str, now: datetime, delay: float | None, *, args: list[Any], kwargs: dict[str, Any]
+    ) -> None:
+        """One transaction: the attempt's row, and on the last attempt the dead letter."""
         with self.jobs.database.engine.begin() as connection:
             connection.execute(
                 job_failures.insert().values(
@@ -193,11 +218,6 @@ class Job(Task):
                     )
                 )
             self.attempt_failed(connection, args, None if delay is None else now + timedelta(seconds=delay))
-        if delay is None:
-            log.error("job_dead_lettered", attempts=attempt, error=message, exc_info=error)
-            return
-        log.warning("job_failed_will_retry", retry_in_s=round(delay, 3), error=message, exc_info=error)
-        raise self.retry(args=args, kwargs=kwargs, countdown=delay, exc=error)
 
     def _context_headers(self) -> dict[str, str]:
         return {
@@ -219,12 +239,12 @@ class DeliverJob(Job):
     def attempt_failed(self, connection: Connection, args: list[Any], next_attempt_at: datetime | None) -> None:
         delivery = Delivery(*args)
         if next_attempt_at is None:
-            set_due(connection, delivery, utcnow(), status=DEAD)
+            move(connection, delivery, due_at=utcnow(), status=DEAD, was=PENDING)
         else:
-            set_due(connection, delivery, next_attempt_at)
+            move(connection, delivery, due_at=next_attempt_at, status=PENDING, was=PENDING)
 
     def replaying(self, connection: Connection, args: list[Any]) -> None:
-        set_due(connection, Delivery(*args), utcnow())
+        move(connection, Delivery(*args), due_at=utcnow(), status=PENDING, was=DEAD)
 
 
 class Jobs:
@@ -258,7 +278,15 @@ class Jobs:
                 select(inbox.c.status).where(inbox.c.event_id == event_id, inbox.c.handler == handler).with_for_update()
             ).scalar_one_or_none()
             if status != PENDING:
-                log.info("delivery_skipped", event_id=event_id, handler=handler, status=status)
+                # Done (a redelivered or re-driven copy), dead (a stale copy), or gone: the event was
+                # purged, which happens only once every delivery of it is done.
+                log.log(
+                    logging.WARNING if status is None else logging.INFO,
+                    "delivery_skipped",
+                    event_id=event_id,
+                    handler=handler,
+                    status=status,
+                )
                 return
             row = connection.execute(select(outbox).where(outbox.c.id == event_id)).one()
             self.subscriptions.handler(handler)(logged_event(row))
@@ -274,7 +302,7 @@ class Jobs:
         """Send the job that runs `delivery` (the relay's Enqueue)."""
         headers = {_HEADER + key: value for key, value in context.items()}
         self.celery.send_task(
-            DELIVER, args=[delivery.event_id, delivery.handler], headers=headers, queue=self.settings.job_queue
+            DELIVER, args=[delivery.event_id, delivery.handler], headers=headers, queue=self._queue(DELIVER)
         )
 
     def redrive(self, limit: int = 500) -> int:
@@ -283,7 +311,7 @@ class Jobs:
         with self.database.engine.begin() as connection:
             lost = stalled(connection, now, timedelta(seconds=self.settings.stall_after_s), limit)
             for delivery, _ in lost:
-                set_due(connection, delivery, now)
+                move(connection, delivery, due_at=now, status=PENDING, was=PENDING)
         for delivery, context in lost:
             self.enqueue(delivery, context)
         if lost:
@@ -330,16 +358,27 @@ class Jobs:
             task = self.celery.tasks.get(row.task)
             if isinstance(task, Job):
                 task.replaying(connection, list(row.args))
-        self.celery.send_task(
-            row.task,
-            args=row.args,
-            kwargs=row.kwargs,
-            headers=row.headers,
-            task_id=task_id,
-            queue=self.settings.job_queue,
-        )
+            # Sent before the commit, so a broker that refuses it leaves the dead letter waiting. A
+            # job that starts before the commit waits for it on its inbox row (row lock, or SQLite's
+            # writer lock) and then sees the delivery pending again.
+            self.celery.send_task(
+                row.task,
+                args=row.args,
+                kwargs=row.kwargs,
+                headers=row.headers,
+                task_id=task_id,
+                queue=self._queue(row.task),
+            )
         log.info("dead_letter_replayed", dead_letter_id=dead_letter_id, task=row.task, task_id=task_id)
         return task_id
+
+    def countdown(self, delay: float) -> float:
+        """The countdown to send for a retry `delay` seconds away. RabbitMQ's delayed delivery (what
+        keeps waiting retries out of the worker's prefetch) counts whole seconds: round up, at least 1."""
+        return max(1, math.ceil(delay)) if self.settings.broker_url.startswith(("amqp", "pyamqp")) else delay
+
+    def _queue(self, task: str) -> str:
+        return self.settings.job_queue if task == DELIVER else periodic_queue(self.settings)
 
     def purge_failures(self, before: datetime) -> int:
         """Forget failed attempts, and replayed dead letters, older than `before`; how many attempts."""
@@ -361,7 +400,7 @@ class Jobs:
         worker = self.celery.Worker(
             pool_cls="threads",
             concurrency=self.settings.worker_concurrency,
-            queues=[self.settings.job_queue],
+            queues=[self.settings.job_queue, periodic_queue(self.settings)],
             without_gossip=True,
             without_mingle=True,
             loglevel=self.settings.log_level,
@@ -388,7 +427,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_retry_on_startup": True,
         "broker_connection_timeout": settings.readyz_timeout_s,
         "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_ignore_result": True,
         "task_serializer": "json",
@@ -404,7 +442,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         folder = Path(settings.broker_url.removeprefix("filesystem://") or "var/broker")
         for sub in ("queue", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
-        config["broker_url"] = "filesystem://"
+        config["broker_url"] = "filesystem://localhost//"  # the host is ignored; naming it avoids a warning
         config["broker_transport_options"] = {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
@@ -412,11 +450,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "polling_interval": 0.2,
         }
     elif scheme in {"amqp", "pyamqp"}:
-        name = settings.job_queue
-        exchange = Exchange(name, type="direct")
-        config["task_queues"] = [Queue(name, exchange, routing_key=name, queue_arguments={"x-queue-type": "quorum"})]
-        config["task_default_exchange"] = name
-        config["task_default_routing_key"] = name
+        # Quorum queues behind a topic exchange: what Celery's native delayed delivery needs, so a
+        # retry's countdown waits in RabbitMQ, not in the worker's prefetch.
+        exchange = Exchange(settings.job_queue, type="topic")
+        config["task_queues"] = [
+            Queue(name, exchange, routing_key=name, queue_arguments={"x-queue-type": "quorum"})
+            for name in (settings.job_queue, periodic_queue(settings))
+        ]
+        config["task_default_exchange"] = settings.job_queue
+        config["task_default_exchange_type"] = "topic"
+        config["task_default_routing_key"] = settings.job_queue
     elif scheme in {"redis", "rediss"}:
         # An unacknowledged job (its worker died) returns to the queue after this long; the
         # scheduler's re-drive of stalled deliveries usually gets there first.

@@ -19,22 +19,24 @@ _URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.IGN
 REDACTED = "[redacted]"
 
 
-def _redact_value(value: Any) -> Any:
+def redact(value: Any) -> Any:
+    """`value` with bearer tokens, API keys, URL passwords and PostgreSQL DETAIL lines masked (and,
+    in mappings, every field named like a secret); for text that leaves the log pipeline too."""
     if isinstance(value, str):
         value = _URL_PASSWORD.sub(r"\1" + REDACTED + "@", value)
         value = _PG_DETAIL.sub(r"\1 " + REDACTED, value)
         return _API_KEY.sub(REDACTED, _BEARER.sub(r"\1" + REDACTED, value))
     if isinstance(value, dict):
-        return {k: REDACTED if _SECRET_KEY.search(str(k)) else _redact_value(v) for k, v in value.items()}
+        return {k: REDACTED if _SECRET_KEY.search(str(k)) else redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_redact_value(v) for v in value]
+        return [redact(v) for v in value]
     return value
 
 
 def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Mask fields named like secrets, and bearer tokens, API keys, URL passwords and PostgreSQL DETAIL lines."""
     for key, value in list(event_dict.items()):
-        event_dict[key] = REDACTED if _SECRET_KEY.search(key) else _redact_value(value)
+        event_dict[key] = REDACTED if _SECRET_KEY.search(key) else redact(value)
     return event_dict
 
 

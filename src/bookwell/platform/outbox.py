@@ -25,7 +25,6 @@ from sqlalchemy import Identity
 from sqlalchemy import Index
 from sqlalchemy import String
 from sqlalchemy import Table
-from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import text
@@ -142,11 +141,6 @@ class SqlOutbox:
         if self._connection.dialect.name == "postgresql":
             # Delivered at commit, and only then; identical notifications in one transaction fold into one.
             self._connection.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
-
-
-def purge_sent(connection: Connection, before: datetime) -> int:
-    """Delete events delivered before `before` (their inbox rows go with them); how many."""
-    return connection.execute(delete(outbox).where(outbox.c.sent_at < before)).rowcount
 
 
 def oldest_unsent(connection: Connection) -> datetime | None:

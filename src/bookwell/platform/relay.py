@@ -1,9 +1,9 @@
 """The relay: moves committed outbox rows to JetStream and to internal subscribers, then marks them sent.
 
-One pass (`relay_once`) is one transaction:
-1. claim up to `batch_size` unsent rows in `seq` order (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so
-   relays share the work; SQLite allows one relay, see `single_relay_lock`), keeping only rows with
-   no earlier unsent row of the same aggregate held elsewhere: per aggregate, commit order;
+One pass (`relay_once`) is one transaction on PostgreSQL:
+1. claim up to `batch_size` unsent rows in `seq` order (`FOR UPDATE SKIP LOCKED`, so relays share
+   the work), keeping only rows whose earlier unsent rows of the same aggregate are all in the
+   batch: per aggregate, commit order;
 2. publish them to JetStream and wait for every acknowledgement (`Nats-Msg-Id` = event id, so a
    row published again after a crash is dropped by the stream's duplicate window);
 3. write a pending inbox row per subscribed handler;
@@ -11,6 +11,8 @@ One pass (`relay_once`) is one transaction:
 5. enqueue a job per inbox row. A job lost here (a crash, a broker down) leaves its inbox row
    pending, and the scheduler re-drives it.
 A failure before the commit rolls everything back: the rows stay unsent and the next pass retries.
+SQLite allows one relay (`single_relay_lock`), which claims in a read transaction and takes the
+database's single writer lock only for steps 3-4, never while JetStream answers.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 from typing import Protocol
 
 import psycopg
@@ -38,6 +41,7 @@ from sqlalchemy import text
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
+from bookwell.platform.db import READONLY_OPTION
 from bookwell.platform.db import Database
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.outbox import NOTIFY_CHANNEL
@@ -78,6 +82,7 @@ class Outgoing:
 
 
 Enqueue = Callable[[Delivery, dict[str, str]], None]
+Job = tuple[Delivery, dict[str, str]]
 
 
 class Relay:
@@ -103,29 +108,63 @@ class Relay:
 
     def relay_once(self) -> int:
         """Deliver one batch; the number of events it delivered (0 when nothing was waiting)."""
-        with self.database.engine.connect() as connection:
-            connection.begin()
-            claimed = self._claim(connection)
-            if not claimed:
-                return 0
-            if self.publisher is not None:
-                self.publisher.publish(claimed)
-            now = utcnow()
-            deliveries = [
-                (Delivery(item.event.id, name), item.headers)
-                for item in claimed
-                for name in self.subscriptions.handlers_for(item.event.type)
-            ]
-            record_deliveries(connection, [delivery for delivery, _ in deliveries], now)
-            self._mark_sent(connection, [item.event.id for item in claimed], now)
-            connection.commit()
-        for delivery, headers in deliveries:
+        if self.database.dialect == "sqlite":
+            deliveries = self._pass_without_holding_the_writer_lock()
+        else:
+            deliveries = self._pass_in_one_transaction()
+        if deliveries is None:
+            return 0
+        claimed, jobs = deliveries
+        for delivery, headers in jobs:
             try:
                 self.enqueue(delivery, headers)
             except Exception:
                 log.warning("enqueue_failed", event_id=delivery.event_id, handler=delivery.handler, exc_info=True)
-        log.debug("relayed", events=len(claimed), jobs=len(deliveries))
-        return len(claimed)
+        log.debug("relayed", events=claimed, jobs=len(jobs))
+        return claimed
+
+    def _pass_in_one_transaction(self) -> tuple[int, list[Job]] | None:
+        """PostgreSQL: the claimed rows stay locked (other relays skip them) until the pass commits."""
+        with self.database.engine.connect() as connection:
+            connection.begin()
+            claimed = self._claim(connection)
+            if not claimed:
+                return None
+            self._publish(claimed)
+            jobs = self._record(connection, claimed)
+            connection.commit()
+        return len(claimed), jobs
+
+    def _pass_without_holding_the_writer_lock(self) -> tuple[int, list[Job]] | None:
+        """SQLite: read, publish, then write; one relay only (`single_relay_lock`), so nothing else
+        claims these rows, and SQLite's single writer lock is not held while JetStream answers."""
+        with self.database.engine.connect().execution_options(**{READONLY_OPTION: True}) as connection:
+            connection.begin()
+            claimed = self._claim(connection)
+        if not claimed:
+            return None
+        self._publish(claimed)
+        with self.database.engine.connect() as connection:
+            connection.begin()
+            jobs = self._record(connection, claimed)
+            connection.commit()
+        return len(claimed), jobs
+
+    def _publish(self, claimed: list[Outgoing]) -> None:
+        if self.publisher is not None:
+            self.publisher.publish(claimed)
+
+    def _record(self, connection: Connection, claimed: list[Outgoing]) -> list[Job]:
+        """Write the inbox rows and mark the events sent; the jobs to send once this commits."""
+        now = utcnow()
+        jobs = [
+            (Delivery(item.event.id, name), item.headers)
+            for item in claimed
+            for name in self.subscriptions.handlers_for(item.event.type)
+        ]
+        record_deliveries(connection, [delivery for delivery, _ in jobs], now)
+        self._mark_sent(connection, [item.event.id for item in claimed], now)
+        return jobs
 
     def _claim(self, connection: Connection) -> list[Outgoing]:
         query = (
@@ -175,41 +214,74 @@ class Relay:
     def run(self) -> None:
         """Relay until `stopping` is set: drain, then wait for a notification (PostgreSQL) or the poll interval."""
         failures = 0
-        with self._wakeups() as wait:
+        waiter = self._waiter()
+        try:
             while not self.stopping.is_set():
                 try:
                     delivered = self.relay_once()
                     failures = 0
                 except Exception:
                     failures += 1
-                    pause = random.uniform(0, min(30.0, self.poll_interval_s * 2**failures))  # noqa: S311
+                    window = min(30.0, self.poll_interval_s * 2 ** min(failures, 10))
+                    pause = random.uniform(0, window)  # noqa: S311 - spreading retries, not a secret
                     log.exception("relay_pass_failed", failures=failures, retry_in_s=round(pause, 3))
                     self.stopping.wait(pause)
                     continue
                 if delivered < self.batch_size:
-                    wait()
+                    waiter.wait()
+        finally:
+            waiter.close()
 
-    @contextmanager
-    def _wakeups(self) -> Iterator[Callable[[], None]]:
-        """A function that waits for the next reason to look at the outbox."""
+    def _waiter(self) -> Poller:
+        """What waits for the next reason to look at the outbox: notifications on PostgreSQL, else time."""
         if self.database.dialect != "postgresql":
+            return Poller(self.poll_interval_s, self.stopping)
+        dsn = self.database.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return Listener(dsn, self.poll_interval_s, self.stopping)
 
-            def sleep() -> None:
-                self.stopping.wait(self.poll_interval_s)
 
-            yield sleep
-            return
-        url = self.database.engine.url.set(drivername="postgresql")
-        dsn = url.render_as_string(hide_password=False)
-        with psycopg.connect(dsn, autocommit=True) as listener:
-            listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
+class Poller:
+    """Waits the poll interval (or until the relay is asked to stop)."""
 
-            def wait() -> None:
-                # Any notification, or the poll interval: whichever comes first.
-                for _ in listener.notifies(timeout=self.poll_interval_s, stop_after=1):
-                    pass
+    def __init__(self, poll_interval_s: float, stopping: threading.Event) -> None:
+        self.poll_interval_s = poll_interval_s
+        self.stopping = stopping
 
-            yield wait
+    def wait(self) -> None:
+        self.stopping.wait(self.poll_interval_s)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class Listener(Poller):
+    """Waits for a NOTIFY on the outbox channel, or the poll interval, whichever comes first.
+
+    Never raises: a lost or refused connection is logged, the wait falls back to the poll
+    interval, and the next wait connects again (a database restart must not stop the relay).
+    """
+
+    def __init__(self, dsn: str, poll_interval_s: float, stopping: threading.Event) -> None:
+        super().__init__(poll_interval_s, stopping)
+        self._dsn = dsn
+        self._connection: psycopg.Connection[Any] | None = None
+
+    def wait(self) -> None:
+        try:
+            if self._connection is None:
+                self._connection = psycopg.connect(self._dsn, autocommit=True, connect_timeout=5)
+                self._connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+            for _ in self._connection.notifies(timeout=self.poll_interval_s, stop_after=1):
+                pass
+        except psycopg.Error as error:
+            log.warning("relay_listener_lost", error=str(error).splitlines()[0] if str(error) else type(error).__name__)
+            self.close()
+            super().wait()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            connection, self._connection = self._connection, None
+            connection.close()
 
 
 @contextmanager

@@ -22,6 +22,8 @@ from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import String
 from sqlalchemy import Table
+from sqlalchemy import delete
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy import update
@@ -127,10 +129,28 @@ def stalled(
     ]
 
 
-def set_due(connection: Connection, delivery: Delivery, due_at: datetime, status: str = PENDING) -> None:
-    """Move a delivery's next run (a retry, a re-drive, a replay) or mark it dead."""
+def move(connection: Connection, delivery: Delivery, *, due_at: datetime, status: str, was: str) -> None:
+    """Set a delivery's next run and status, only if it is still `was`: a retry or re-drive moves a
+    pending one, the last failure makes a pending one dead, a replay makes a dead one pending."""
     connection.execute(
         update(inbox)
-        .where(inbox.c.event_id == delivery.event_id, inbox.c.handler == delivery.handler, inbox.c.status != DONE)
+        .where(inbox.c.event_id == delivery.event_id, inbox.c.handler == delivery.handler, inbox.c.status == was)
         .values(status=status, due_at=due_at)
     )
+
+
+def purge_delivered(connection: Connection, before: datetime) -> int:
+    """Delete events delivered before `before` whose every delivery is done (their inbox rows go
+    with them); how many. An event with a dead or pending delivery stays until it is replayed, and
+    the newest event stays so that `seq` and `position` never start again from 1."""
+    unfinished = select(inbox.c.event_id).where(inbox.c.event_id == outbox.c.id, inbox.c.status != DONE)
+    newest_seq = select(func.max(outbox.c.seq)).scalar_subquery()
+    newest_position = select(func.max(outbox.c.position)).scalar_subquery()
+    return connection.execute(
+        delete(outbox).where(
+            outbox.c.sent_at < before,
+            ~unfinished.exists(),
+            outbox.c.seq < newest_seq,
+            outbox.c.position < newest_position,
+        )
+    ).rowcount

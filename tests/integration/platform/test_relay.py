@@ -12,6 +12,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy import update
 
 from bookwell.platform.db import Database
@@ -201,3 +202,52 @@ def test_a_redelivered_event_gets_no_second_inbox_row(database: Database) -> Non
     relay.relay_once()
     with database.engine.connect() as connection:
         assert len(connection.execute(select(inbox)).all()) == 1
+
+
+def test_on_sqlite_a_slow_publish_does_not_hold_the_writer_lock(sqlite_database: Database) -> None:
+    """The API must keep writing while JetStream takes its time to acknowledge."""
+    publishing, release = threading.Event(), threading.Event()
+
+    class SlowPublisher:
+        def publish(self, events: Sequence[Outgoing]) -> None:
+            publishing.set()
+            release.wait(10)
+
+    write(sqlite_database, event("agg_a"))
+    relay = Relay(sqlite_database, subscriptions(), lambda _d, _h: None, SlowPublisher())
+    passes = threading.Thread(target=relay.relay_once)
+    passes.start()
+    try:
+        assert publishing.wait(10)
+        write(sqlite_database, event("agg_b"))  # would wait for the lock, then fail Busy, if the pass held it
+    finally:
+        release.set()
+        passes.join()
+    with sqlite_database.engine.connect() as connection:
+        assert connection.execute(
+            select(outbox.c.aggregate_id).where(outbox.c.sent_at.is_not(None))
+        ).scalars().all() == ["agg_a"]
+
+
+@pytest.mark.postgres
+def test_the_listener_survives_losing_its_connection(postgres_database: Database) -> None:
+    from bookwell.platform.relay import Listener
+
+    dsn = postgres_database.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    listener = Listener(dsn, 0.05, threading.Event())
+    try:
+        listener.wait()  # connects and listens
+        with postgres_database.engine.begin() as connection:
+            terminated = connection.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid() AND datname = current_database()"
+                )
+            )
+            assert terminated.scalars().all() == [True]
+        listener.wait()  # finds the connection gone: logs, falls back to the poll interval
+        listener.wait()  # connects again
+        write(postgres_database, event("agg_a"))  # NOTIFY reaches the new connection
+        assert listener._connection is not None
+    finally:
+        listener.close()

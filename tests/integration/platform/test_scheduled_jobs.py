@@ -52,6 +52,7 @@ def test_the_outbox_purge_drops_events_delivered_over_30_days_ago_with_their_inb
     long_ago = utcnow() - timedelta(days=31)
     with database.engine.begin() as connection:
         connection.execute(update(outbox).where(outbox.c.id == old.id).values(sent_at=long_ago))
+        connection.execute(update(inbox).values(status="done"))
         connection.execute(
             job_failures.insert(),
             [
@@ -119,3 +120,46 @@ def test_dead_letter_commands_refuse_unclear_requests(database: Database, monkey
     assert unknown.exit_code == 1
     assert "no dead letter dl_nope" in unknown.output
     assert count(database, dead_letters) == 0
+
+
+def test_the_purge_keeps_old_events_whose_deliveries_are_not_done_and_the_newest_event(database: Database) -> None:
+    dead, pending, done, newest = (Event("thing.happened", "org_1", f"agg_{n}", {}) for n in range(4))
+    relayed(database, dead, pending, done, newest)
+    with database.engine.begin() as connection:
+        connection.execute(update(outbox).values(sent_at=utcnow() - timedelta(days=31)))
+        connection.execute(update(inbox).where(inbox.c.event_id == dead.id).values(status="dead"))
+        connection.execute(update(inbox).where(inbox.c.event_id.in_([done.id, newest.id])).values(status="done"))
+    assert run_job(database, "bookwell.outbox.purge") == 1
+    with database.engine.connect() as connection:
+        kept = set(connection.execute(select(outbox.c.id)).scalars())
+    assert kept == {dead.id, pending.id, newest.id}, "positions and seq must never restart from 1"
+
+
+def test_a_replay_the_broker_refuses_leaves_the_dead_letter_waiting(database: Database) -> None:
+    event = Event("thing.happened", "org_1", "agg_1", {})
+    relayed(database, event)
+    now = utcnow()
+    with database.engine.begin() as connection:
+        connection.execute(update(inbox).values(status="dead"))
+        connection.execute(
+            dead_letters.insert().values(
+                id="dl_1",
+                task_id="t1",
+                task="bookwell.deliver",
+                args=[event.id, "audit"],
+                kwargs={},
+                headers={},
+                last_error="boom",
+                attempts=8,
+                first_failed_at=now,
+                last_failed_at=now,
+            )
+        )
+    down = database.settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0", "readyz_timeout_s": 0.5})
+    jobs = bootstrap(down, database=database).jobs
+    jobs.celery.conf.broker_connection_max_retries = 0
+    with pytest.raises(Exception):  # noqa: B017, PT011 - whatever kombu raises for a refused connection
+        jobs.replay("dl_1")
+    with database.engine.connect() as connection:
+        assert connection.execute(select(dead_letters.c.replayed_at)).scalar_one() is None
+        assert connection.execute(select(inbox.c.status)).scalar_one() == "dead"
