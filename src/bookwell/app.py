@@ -13,6 +13,7 @@ from bookwell.catalog import api as catalog_api
 from bookwell.contract import v1 as v1_models
 from bookwell.identity import api as identity_api
 from bookwell.identity import facade as identity_facade
+from bookwell.payments import api as payments_api
 from bookwell.platform.http import context
 from bookwell.platform.http import operations
 from bookwell.platform.http import pagination
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     identity_api.uow.init_app(app, container.identity_uow)
     catalog_api.uow.init_app(app, container.catalog_uow)
     booking_api.uow.init_app(app, container.booking_uow)
+    payments_api.uow.init_app(app, container.payments_uow)
+    payments_api.kick.init_app(app, container.kick_saga)
 
     v1 = Contract.load(CONTRACT_V1, v1_models)
     views = {
@@ -54,6 +57,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         **identity_api.views,
         **catalog_api.views,
         **booking_api.views,
+        **payments_api.views,
         **event_views(container.database),
     }
     bind(app, v1, views, identity_facade.authenticator(container.identity_uow), Idempotency(container.database))

@@ -286,3 +286,13 @@ def _jetstream(settings: Settings, *, create_stream: bool) -> JetStream:
         raise click.ClickException(
             f"cannot use JetStream at {where}: {type(error).__name__} {error}".strip()
         ) from error
+
+
+@main.command("provider-sim")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True)
+def provider_sim(host: str, port: int) -> None:
+    """Run the payment-provider simulator (the HTTP provider's wire format, with faults on demand)."""
+    from bookwell.provider_sim import serve
+
+    serve(host, port)

@@ -53,9 +53,24 @@ class Settings(BaseModel):
     nats_stream: str = Field(default="BOOKWELL_EVENTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     nats_subject_prefix: str = Field(default="bookwell.events", pattern=r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
     nats_duplicate_window_s: float = Field(default=3600.0, gt=0)
+    # Payments: the provider (`fake`, in process, the embedded default; `http`, a provider's API at
+    # `payment_provider_url`, e.g. `bookwell provider-sim`), its timeouts, retries and breaker.
+    payment_provider: Literal["fake", "http"] = "fake"
+    payment_provider_url: str | None = None
+    payment_timeout_s: float = Field(default=2.0, gt=0, le=30)
+    payment_retry_attempts: int = Field(default=3, ge=1, le=10)
+    payment_breaker_fail_max: int = Field(default=5, ge=1, le=100)
+    payment_breaker_reset_s: float = Field(default=10.0, gt=0)
+    saga_sweep_every_s: float = Field(default=5.0, gt=0)
     # Modules whose `register(subscriptions, database)` adds internal event handlers beyond Bookwell's own
     # (a deployment's extensions; the async tests' recording handler).
     handler_modules: str = ""
+
+    @model_validator(mode="after")
+    def _provider_needs_url(self) -> Settings:
+        if self.payment_provider == "http" and not self.payment_provider_url:
+            raise ValueError("BOOKWELL_PAYMENT_PROVIDER_URL is required when BOOKWELL_PAYMENT_PROVIDER is http")
+        return self
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> Settings:

@@ -21,6 +21,7 @@ from bookwell.platform.jobs import periodic_queue
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.outbox import EVENT_RETENTION
 from bookwell.platform.outbox import oldest_unsent
+from bookwell.platform.saga import Sagas
 from bookwell.platform.subscriptions import purge_delivered
 from bookwell.settings import Settings
 
@@ -28,8 +29,23 @@ log = structlog.get_logger("bookwell.tasks")
 HOUR = 3600.0
 
 
-def register_scheduled_jobs(jobs: Jobs, *, booking_uow: Callable[[], BookingUnitOfWork]) -> None:
-    """Register the jobs the scheduler sends."""
+ADVANCE_SAGA = "bookwell.sagas.advance"
+
+
+def register_scheduled_jobs(jobs: Jobs, *, booking_uow: Callable[[], BookingUnitOfWork], sagas: Sagas) -> None:
+    """Register the jobs the scheduler sends, and the saga job they and the sagas' starters send."""
+
+    @jobs.task(ADVANCE_SAGA)
+    def advance_saga(saga_id: str) -> None:
+        sagas.advance(saga_id)
+
+    @jobs.task("bookwell.sagas.sweep")
+    def sweep_sagas() -> int:
+        """Advance every saga whose next step is due: retries, and sagas whose worker died."""
+        due = sagas.due()
+        for saga_id in due:
+            jobs.send(ADVANCE_SAGA, saga_id)
+        return len(due)
 
     @jobs.task("bookwell.holds.expire")
     def expire_holds() -> int:
@@ -68,6 +84,7 @@ def timetable(settings: Settings) -> dict[str, dict[str, Any]]:
     every = {
         "bookwell.holds.expire": settings.holds_expire_every_s,
         "bookwell.deliveries.redrive": settings.redrive_every_s,
+        "bookwell.sagas.sweep": settings.saga_sweep_every_s,
         "bookwell.idempotency.purge": HOUR,
         "bookwell.outbox.purge": HOUR,
     }

@@ -88,6 +88,7 @@ class ResourceTerms:
     price_per_slot: Money
     hold_minutes: int
     active: bool
+    refund_until_hours_before: int = 24
 
     @property
     def slot(self) -> timedelta:

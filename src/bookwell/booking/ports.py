@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from typing import Protocol
 
 from bookwell.booking.domain import Booking
@@ -62,3 +64,16 @@ class BookingUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def events(self) -> EventRecorder: ...
+
+    @property
+    def sagas(self) -> SagaStarter: ...
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this work is durable (see SqlUnitOfWork.after_commit)."""
+        ...
+
+
+class SagaStarter(Protocol):
+    def start(self, saga_type: str, subject_id: str, step: str, data: dict[str, Any] | None = None) -> str | None:
+        """Open a saga in this transaction (None if the subject has one)."""
+        ...

@@ -126,3 +126,23 @@ def _save(uow: BookingUnitOfWork, booking: Booking, previous_version: int) -> No
     if not uow.bookings.save(booking, previous_version=previous_version):
         # Another transaction moved this booking meanwhile; a retry will see its new state.
         raise Busy("The booking changed while this request was being handled; retry.")
+
+
+def settle_payment(*, uow: BookingUnitOfWork, organization_id: str, booking_id: str, captured: bool) -> Booking:
+    """Apply the outcome of a pending booking's payment: captured confirms it (or, if its hold lapsed
+    first, expires it), declined fails it and frees the slot. A booking no longer pending is left as
+    it is; the caller compensates (refunds a capture that came too late)."""
+    now = utcnow()
+    with uow:
+        booking = uow.bookings.get(organization_id, booking_id)
+        if booking is None:
+            raise BookingNotFound("No such booking.")
+        if booking.status is Status.PENDING:
+            previous = booking.version
+            lapsed = booking.hold_lapsed(now)
+            status = (Status.EXPIRED if lapsed else Status.CONFIRMED) if captured else Status.FAILED
+            booking.move_to(status, now)
+            _save(uow, booking, previous)
+            uow.events.add(booking.event(str(status)))
+            uow.commit()
+    return booking

@@ -230,6 +230,79 @@ class BookingId(RootModel[constr(pattern=r"^bkg_[0-9A-Z]{26}$", max_length=30)])
     root: constr(pattern=r"^bkg_[0-9A-Z]{26}$", max_length=30)
 
 
+class PaymentId(RootModel[constr(pattern=r"^pay_[0-9A-Z]{26}$", max_length=30)]):
+    root: constr(pattern=r"^pay_[0-9A-Z]{26}$", max_length=30)
+
+
+class RefundCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    amount: conint(ge=1, le=100000000) | None = Field(
+        None, description="Minor units of the payment's currency; default all that is left to refund."
+    )
+
+
+class Status1(StrEnum):
+    pending = "pending"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class Refund(BaseModel):
+    id: str
+    payment_id: PaymentId
+    amount: int
+    status: Status1
+    reason: str
+    provider_reference: str | None
+    failure_code: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class Status2(StrEnum):
+    running = "running"
+    done = "done"
+
+
+class SagaState(BaseModel):
+    step: str = Field(..., description="The current (or last) step: charge, compensate.")
+    status: Status2
+    outcome: str | None = Field(..., description="How it ended: confirmed, failed, refunded, void.")
+    attempts: int = Field(..., description="Unanswered tries of the current step.")
+    next_attempt_at: Timestamp | None
+
+
+class Status3(StrEnum):
+    pending = "pending"
+    captured = "captured"
+    failed = "failed"
+    partially_refunded = "partially_refunded"
+    refunded = "refunded"
+
+
+class Payment(BaseModel):
+    id: PaymentId
+    booking_id: BookingId
+    amount: Money
+    status: Status3
+    provider: str
+    provider_reference: str | None
+    failure_code: str | None
+    refunded_amount: int
+    refunds: list[Refund]
+    saga: SagaState | None
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class PaymentList(BaseModel):
+    data: list[Payment]
+    has_more: bool
+    next_cursor: str | None
+
+
 class EventId(RootModel[constr(pattern=r"^evt_[0-9A-Z]{26}$", max_length=30)]):
     root: constr(pattern=r"^evt_[0-9A-Z]{26}$", max_length=30)
 
@@ -391,6 +464,12 @@ class ListBookingsParametersQuery(BaseModel):
     customer_email: Email | None = None
     start_from: Instant | None = None
     start_to: Instant | None = None
+
+
+class ListPaymentsParametersQuery(BaseModel):
+    limit: conint(ge=1, le=100) | None = 20
+    cursor: constr(min_length=1, max_length=512) | None = None
+    booking_id: BookingId | None = None
 
 
 class ListEventsParametersQuery(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextvars
+import logging
 import sqlite3
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -39,7 +40,7 @@ from bookwell.settings import Settings
 T = TypeVar("T")
 READONLY_OPTION = "bookwell_readonly"
 _LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
-_AMBIENT: contextvars.ContextVar[tuple[Database, Connection] | None] = contextvars.ContextVar(
+_AMBIENT: contextvars.ContextVar[tuple[Database, Connection, list[Callable[[], None]]] | None] = contextvars.ContextVar(
     "bookwell_ambient_transaction", default=None
 )
 
@@ -120,14 +121,19 @@ class Database:
         """One writing transaction that every unit of work opened inside joins (as a savepoint).
 
         The caller commits it (`connection.commit()`); leaving without a commit rolls it all back.
+        Callbacks registered with a unit of work's `after_commit` run once it committed.
         """
+        callbacks: list[Callable[[], None]] = []
         with self.engine.connect() as connection:
             connection.begin()
-            token = _AMBIENT.set((self, connection))
+            token = _AMBIENT.set((self, connection, callbacks))
             try:
                 yield connection
             finally:
                 _AMBIENT.reset(token)
+                committed = not connection.in_transaction() and not connection.invalidated
+            if committed:
+                _run(callbacks)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -229,6 +235,7 @@ class SqlUnitOfWork:
         self.readonly = readonly
         self._connection: Connection | None = None
         self._savepoint: NestedTransaction | None = None
+        self._after_commit: list[Callable[[], None]] = []
 
     @property
     def connection(self) -> Connection:
@@ -239,9 +246,10 @@ class SqlUnitOfWork:
 
     def __enter__(self) -> Self:
         ambient = _AMBIENT.get()
+        self._after_commit = []
         if ambient is not None and ambient[0] is self.database:
             # Inside a request transaction: a savepoint, so commit and rollback stay this unit's own.
-            connection = ambient[1]
+            connection, self._after_commit = ambient[1], ambient[2]
             self._savepoint = connection.begin_nested()
         else:
             connection = self.database.engine.connect().execution_options(**{READONLY_OPTION: self.readonly})
@@ -260,9 +268,17 @@ class SqlUnitOfWork:
         if self.readonly:
             raise RuntimeError("a read-only unit of work cannot commit")
         if self._savepoint is not None:
-            self._savepoint.commit()
+            self._savepoint.commit()  # the callbacks wait for the enclosing transaction
         else:
             self.connection.commit()
+            _run(self._after_commit)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once this work is durable: after this unit's commit, or, inside a request
+        transaction, after that one commits. Never if it rolls back. For side effects that must
+        not happen for work that did not (sending a job); a failing callback is logged, not raised,
+        since the work it follows is already committed."""
+        self._after_commit.append(callback)
 
     def __exit__(
         self,
@@ -280,3 +296,12 @@ class SqlUnitOfWork:
             connection.rollback()  # a no-op after commit()
         finally:
             connection.close()
+
+
+def _run(callbacks: list[Callable[[], None]]) -> None:
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            logging.getLogger("bookwell.db").exception("after_commit callback failed")
+    callbacks.clear()

@@ -305,6 +305,12 @@ class Jobs:
             DELIVER, args=[delivery.event_id, delivery.handler], headers=headers, queue=self._queue(DELIVER)
         )
 
+    def send(self, task: str, *args: Any) -> None:
+        """Send a job now, carrying the current request context (request id, trace) in its headers."""
+        context = structlog.contextvars.get_contextvars()
+        headers = {_HEADER + key: context[key] for key in ("request_id", "traceparent") if context.get(key)}
+        self.celery.send_task(task, args=list(args), headers=headers, queue=self.settings.job_queue)
+
     def redrive(self, limit: int = 500) -> int:
         """Send again every delivery stalled past `stall_after_s`; the number sent."""
         now = utcnow()

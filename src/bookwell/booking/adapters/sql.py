@@ -33,6 +33,7 @@ from bookwell.platform.kernel.money import Money
 from bookwell.platform.kernel.pages import Page
 from bookwell.platform.kernel.pages import PageRequest
 from bookwell.platform.outbox import SqlOutbox
+from bookwell.platform.saga import SqlSagaStarter
 
 LIVE = (Status.PENDING.value, Status.CONFIRMED.value)
 
@@ -211,6 +212,7 @@ class CatalogResources:
             price_per_slot=resource.price_per_slot,
             hold_minutes=resource.hold_minutes,
             active=resource.active,
+            refund_until_hours_before=resource.cancellation.refund_until_hours_before,
         )
 
 
@@ -218,8 +220,10 @@ class SqlBookingUnitOfWork(SqlUnitOfWork):
     resources: CatalogResources
     bookings: SqlBookingRepository
     events: SqlOutbox
+    sagas: SqlSagaStarter
 
     def _open_repositories(self, connection: Connection) -> None:
         self.resources = CatalogResources(connection)
         self.bookings = SqlBookingRepository(connection)
         self.events = SqlOutbox(connection)
+        self.sagas = SqlSagaStarter(connection)

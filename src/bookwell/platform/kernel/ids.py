@@ -7,7 +7,7 @@ import threading
 import time
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-PREFIXES = frozenset({"org", "key", "res", "bkg", "pay", "rfd", "evt", "whe", "whd", "dl", "jf"})
+PREFIXES = frozenset({"org", "key", "res", "bkg", "pay", "rfd", "evt", "whe", "whd", "dl", "jf", "sag", "sst"})
 
 
 def _base32(value: int, length: int) -> str:

@@ -1,0 +1,51 @@
+"""Payments' HTTP views: the contract's operations in, service calls, representations out."""
+
+from __future__ import annotations
+
+from flask import Response
+from flask import jsonify
+
+from bookwell.payments import service
+from bookwell.payments.ports import PaymentsUnitOfWork
+from bookwell.platform.http.contract import Call
+from bookwell.platform.http.contract import Dependency
+from bookwell.platform.http.contract import Views
+from bookwell.platform.http.pagination import page_request
+from bookwell.platform.http.pagination import page_response
+
+views = Views()
+uow = Dependency[PaymentsUnitOfWork]("payments.uow")
+kick = Dependency[None]("payments.kick")  # called with a saga id: advance it now
+
+
+@views.operation("listPayments")
+def list_payments(call: Call) -> Response:
+    query, scope = call.query, call.operation.operation_id
+    page = service.list_payments(
+        uow=uow(readonly=True),
+        organization_id=call.organization_id,
+        booking_id=query.booking_id.root if query.booking_id else None,
+        page=page_request(scope, query.limit, query.cursor),
+    )
+    return page_response(scope, page, present=lambda p: p, key=lambda p: p["id"])
+
+
+@views.operation("getPayment")
+def get_payment(call: Call) -> Response:
+    payment = service.get_payment(
+        uow=uow(readonly=True), organization_id=call.organization_id, payment_id=call.path["payment_id"]
+    )
+    return jsonify(payment)
+
+
+@views.operation("createRefund")
+def create_refund(call: Call) -> tuple[Response, int]:
+    refund = service.request_refund(
+        uow=uow(),
+        organization_id=call.organization_id,
+        payment_id=call.path["payment_id"],
+        amount=call.body.amount,
+        reason="requested",
+        kick=lambda saga_id: kick(saga_id=saga_id),
+    )
+    return jsonify(refund.snapshot()), 201

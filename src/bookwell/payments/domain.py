@@ -1,0 +1,201 @@
+"""Payments and refunds: what was charged for a booking, what was given back, and the rules between them."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bookwell.platform.kernel.clock import rfc3339
+from bookwell.platform.kernel.errors import Conflict
+from bookwell.platform.kernel.errors import FieldError
+from bookwell.platform.kernel.errors import InvalidInput
+from bookwell.platform.kernel.errors import NotFound
+from bookwell.platform.kernel.events import Event
+from bookwell.platform.kernel.ids import new_id
+from bookwell.platform.kernel.money import Money
+
+CHARGING_SAGA = "booking"  # the saga type that charges a booking's payment (booking/tasks.py)
+
+
+class PaymentStatus(enum.StrEnum):
+    PENDING = "pending"
+    CAPTURED = "captured"
+    FAILED = "failed"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+
+
+class RefundStatus(enum.StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class PaymentNotFound(NotFound):
+    code = "payment_not_found"
+
+
+class NotRefundable(Conflict):
+    code = "payment_not_refundable"
+    title = "Payment not refundable"
+
+
+class RefundTooLarge(InvalidInput):
+    code = "refund_exceeds_captured"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, errors=(FieldError("/amount", detail),))
+
+
+@dataclass
+class Refund:
+    """Money given back from a captured payment; `pending` until the provider answers."""
+
+    id: str
+    organization_id: str
+    payment_id: str
+    amount: int
+    status: RefundStatus
+    reason: str
+    provider_reference: str | None
+    failure_code: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "payment_id": self.payment_id,
+            "amount": self.amount,
+            "status": str(self.status),
+            "reason": self.reason,
+            "provider_reference": self.provider_reference,
+            "failure_code": self.failure_code,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+        }
+
+
+@dataclass
+class Payment:
+    """The charge for one booking: at most one per booking, captured at most once.
+
+    `refund_reserved` is what pending and succeeded refunds add up to; it never exceeds the
+    captured amount (checked here under the payment's row lock, and by a database constraint).
+    """
+
+    id: str
+    organization_id: str
+    booking_id: str
+    amount: Money
+    token: str
+    status: PaymentStatus
+    provider: str
+    provider_reference: str | None
+    failure_code: str | None
+    attempts: int  # charge calls sent to the provider; > 0 means it may have acted
+    refund_reserved: int
+    refunded_amount: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def open(
+        cls, *, organization_id: str, booking_id: str, amount: Money, token: str, provider: str, now: datetime
+    ) -> Payment:
+        return cls(
+            id=new_id("pay"),
+            organization_id=organization_id,
+            booking_id=booking_id,
+            amount=amount,
+            token=token,
+            status=PaymentStatus.PENDING,
+            provider=provider,
+            provider_reference=None,
+            failure_code=None,
+            attempts=0,
+            refund_reserved=0,
+            refunded_amount=0,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+
+    def _touch(self, now: datetime) -> None:
+        self.version += 1
+        self.updated_at = now
+
+    def capture(self, reference: str | None, now: datetime) -> None:
+        self.status = PaymentStatus.CAPTURED
+        self.provider_reference = reference
+        self.failure_code = None
+        self._touch(now)
+
+    def fail(self, code: str, now: datetime, reference: str | None = None) -> None:
+        self.status = PaymentStatus.FAILED
+        self.failure_code = code
+        self.provider_reference = reference or self.provider_reference
+        self._touch(now)
+
+    @property
+    def refundable(self) -> int:
+        """What may still be asked back."""
+        if self.status not in (PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED):
+            return 0
+        return self.amount.amount - self.refund_reserved
+
+    def request_refund(self, amount: int | None, reason: str, now: datetime) -> Refund:
+        """Reserve `amount` (default: all that is left) for a new pending refund."""
+        if self.status not in (PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED):
+            raise NotRefundable(f"A {self.status} payment cannot be refunded.")
+        amount = self.refundable if amount is None else amount
+        if amount <= 0 or amount > self.refundable:
+            raise RefundTooLarge(f"At most {self.refundable} {self.amount.currency} minor units can be refunded.")
+        self.refund_reserved += amount
+        self._touch(now)
+        return Refund(
+            new_id("rfd"), self.organization_id, self.id, amount, RefundStatus.PENDING, reason, None, None, now, now
+        )
+
+    def settle_refund(
+        self, refund: Refund, *, succeeded: bool, reference: str | None, failure: str | None, now: datetime
+    ) -> None:
+        """Apply the provider's answer to a pending refund of this payment."""
+        refund.status = RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED
+        refund.provider_reference = reference
+        refund.failure_code = failure
+        refund.updated_at = now
+        if succeeded:
+            self.refunded_amount += refund.amount
+            full = self.refunded_amount == self.amount.amount
+            self.status = PaymentStatus.REFUNDED if full else PaymentStatus.PARTIALLY_REFUNDED
+        else:
+            self.refund_reserved -= refund.amount
+        self._touch(now)
+
+    def snapshot(self, refunds: list[Refund], saga: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "booking_id": self.booking_id,
+            "amount": self.amount.as_dict(),
+            "status": str(self.status),
+            "provider": self.provider,
+            "provider_reference": self.provider_reference,
+            "failure_code": self.failure_code,
+            "refunded_amount": self.refunded_amount,
+            "refunds": [refund.snapshot() for refund in refunds],
+            "saga": saga,
+            "created_at": rfc3339(self.created_at),
+            "updated_at": rfc3339(self.updated_at),
+        }
+
+    def event(self, kind: str, refunds: list[Refund]) -> Event:
+        return Event(
+            type=f"payment.{kind}",
+            organization_id=self.organization_id,
+            aggregate_id=self.id,
+            object=self.snapshot(refunds),
+        )

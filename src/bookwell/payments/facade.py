@@ -1,0 +1,58 @@
+"""What other contexts may use of payments: a booking's payment, its charge and its refunds.
+
+Each function runs in its own unit of work, which joins the caller's request transaction when
+there is one (so a saga step's changes and its record commit together).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+from bookwell.payments import service
+from bookwell.payments.adapters.sql import SqlPaymentsUnitOfWork
+from bookwell.payments.domain import CHARGING_SAGA
+from bookwell.payments.domain import Payment
+from bookwell.payments.domain import PaymentStatus
+from bookwell.payments.domain import Refund
+from bookwell.payments.ports import PaymentProvider
+from bookwell.payments.ports import ProviderUnavailable
+from bookwell.platform.db import Database
+from bookwell.platform.kernel.money import Money
+
+__all__ = ["CHARGING_SAGA", "Payment", "PaymentStatus", "Payments", "ProviderUnavailable", "Refund"]
+
+
+class Payments:
+    """Payments as the booking saga sees them."""
+
+    def __init__(self, database: Database, provider: PaymentProvider, kick: Callable[[str], None]) -> None:
+        self._uow = partial(SqlPaymentsUnitOfWork, database)
+        self.provider = provider
+        self.kick = kick
+
+    def open(self, *, organization_id: str, booking_id: str, amount: Money, token: str) -> Payment:
+        return service.open_payment(
+            uow=self._uow(),
+            organization_id=organization_id,
+            booking_id=booking_id,
+            amount=amount,
+            token=token,
+            provider=self.provider.name,
+        )
+
+    def for_booking(self, booking_id: str) -> Payment | None:
+        with self._uow(readonly=True) as uow:
+            return uow.payments.for_booking(booking_id)
+
+    def charge(self, payment_id: str) -> Payment:
+        """See `service.charge`; raises ProviderUnavailable when the provider gave no answer."""
+        return service.charge(uow=self._uow, provider=self.provider, payment_id=payment_id)
+
+    def abandon(self, payment_id: str, code: str) -> bool:
+        return service.abandon(uow=self._uow(), payment_id=payment_id, code=code)
+
+    def refund(self, payment_id: str, amount: int | None, reason: str) -> Refund:
+        return service.request_refund(
+            uow=self._uow(), payment_id=payment_id, amount=amount, reason=reason, kick=self.kick
+        )

@@ -1,0 +1,314 @@
+"""The booking saga in process, on SQLite and PostgreSQL, against the built-in fake provider.
+
+The relay and the jobs run synchronously here (`drive`): the same code the worker runs, without a
+broker, so each test reads as the sequence of what happens. Every response is checked against
+the contract.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select
+from sqlalchemy import update
+
+from bookwell.app import create_app
+from bookwell.booking.adapters.sql import bookings
+from bookwell.bootstrap import Container
+from bookwell.bootstrap import bootstrap
+from bookwell.identity import service as identity_service
+from bookwell.payments import service as payments_service
+from bookwell.payments.domain import RefundTooLarge
+from bookwell.platform.db import Database
+from bookwell.platform.outbox import outbox
+from bookwell.platform.relay import Relay
+from bookwell.platform.saga import saga_steps
+from bookwell.platform.saga import sagas
+from tests.api.conftest import Api
+from tests.api.conftest import problem
+from tests.api.test_bookings import at
+from tests.api.test_bookings import key
+from tests.api.test_bookings import resource
+
+PRICE = {"amount": 2500, "currency": "EUR"}
+
+
+@dataclass
+class System:
+    api: Api
+    container: Container
+
+    @property
+    def database(self) -> Database:
+        return self.container.database
+
+    def drive(self, seconds: float = 10.0) -> None:
+        """Relay events, run their handlers and every due saga step, until nothing is left to do."""
+        container = self.container
+        relay = Relay(
+            container.database,
+            container.subscriptions,
+            lambda delivery, _headers: container.jobs.deliver(delivery.event_id, delivery.handler),
+        )
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            busy = relay.relay_once()
+            for saga_id in container.sagas.due():
+                container.sagas.advance(saga_id)
+                busy += 1
+            if not busy and not self._running_sagas():
+                return
+            time.sleep(0.01)
+        raise AssertionError("the system did not settle")
+
+    def _running_sagas(self) -> int:
+        with self.database.engine.connect() as connection:
+            return len(connection.execute(select(sagas.c.id).where(sagas.c.status == "running")).all())
+
+    def events(self) -> list[str]:
+        with self.database.engine.connect() as connection:
+            return list(connection.execute(select(outbox.c.type).order_by(outbox.c.seq)).scalars())
+
+    def book(self, token: str, days: int = 3, **resource_fields: Any) -> dict[str, Any]:
+        court = resource(self.api, price_per_slot=PRICE, **resource_fields)
+        body = {
+            "resource_id": court,
+            "start": at(days, 10),
+            "end": at(days, 11),
+            "customer": {"name": "Ada", "email": "ada@example.com"},
+            "payment": {"token": token},
+        }
+        response = self.api.post("/v1/bookings", json=body, headers=key())
+        assert response.status_code == 201, response.get_data(as_text=True)
+        booking: dict[str, Any] = response.get_json()
+        assert booking["status"] == "pending"
+        return booking
+
+    def booking(self, booking_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.api.get(f"/v1/bookings/{booking_id}").get_json()
+        return found
+
+    def payment_of(self, booking_id: str) -> dict[str, Any]:
+        (payment,) = self.api.get(f"/v1/payments?booking_id={booking_id}").get_json()["data"]
+        assert self.api.get(f"/v1/payments/{payment['id']}").get_json() == payment
+        return dict(payment)
+
+    def steps(self, booking_id: str) -> list[tuple[str, str]]:
+        with self.database.engine.connect() as connection:
+            rows = connection.execute(
+                select(saga_steps.c.step, saga_steps.c.outcome)
+                .join(sagas, sagas.c.id == saga_steps.c.saga_id)
+                .where(sagas.c.subject_id == booking_id)
+                .order_by(saga_steps.c.at, saga_steps.c.id)
+            )
+            return [(row.step, row.outcome) for row in rows]
+
+
+@pytest.fixture
+def system(database: Database) -> System:
+    settings = database.settings.model_copy(update={"job_backoff_base_s": 0.01, "job_backoff_cap_s": 0.05})
+    container = bootstrap(settings, database=database)
+    app: Flask = create_app(settings, container=container)
+    _, token = identity_service.create_organization(uow=container.identity_uow(), name="Pay")
+    return System(Api(app.test_client(), token), container)
+
+
+def test_a_captured_payment_confirms_the_booking(system: System) -> None:
+    booking = system.book("tok_ok")
+    system.drive()
+    assert system.booking(booking["id"])["status"] == "confirmed"
+    payment = system.payment_of(booking["id"])
+    assert (payment["status"], payment["amount"], payment["provider"]) == ("captured", PRICE, "fake")
+    assert payment["saga"]["status"] == "done"
+    assert payment["saga"]["outcome"] == "confirmed"
+    assert system.steps(booking["id"]) == [("start", "started"), ("charge", "captured")]
+    assert system.events().count("payment.captured") == 1
+    assert system.events()[-2:] == ["payment.captured", "booking.confirmed"]
+
+
+def test_a_declined_payment_fails_the_booking_and_frees_the_slot(system: System) -> None:
+    booking = system.book("tok_decline")
+    system.drive()
+    assert system.booking(booking["id"])["status"] == "failed"
+    payment = system.payment_of(booking["id"])
+    assert (payment["status"], payment["failure_code"]) == ("failed", "card_declined")
+    assert payment["saga"]["outcome"] == "failed"
+    again = system.api.post(
+        "/v1/bookings",
+        json={
+            "resource_id": booking["resource_id"],
+            "start": booking["start"],
+            "end": booking["end"],
+            "customer": {"name": "Bo", "email": "bo@example.com"},
+            "payment": {"token": "tok_ok"},
+        },
+        headers=key(),
+    )
+    assert again.status_code == 201, "the slot was released"
+
+
+@pytest.mark.parametrize("token", ["tok_flaky", "tok_slow"])
+def test_an_unanswered_charge_is_retried_with_the_same_key_and_captured_once(system: System, token: str) -> None:
+    booking = system.book(token)
+    system.drive()
+    assert system.booking(booking["id"])["status"] == "confirmed"
+    assert system.payment_of(booking["id"])["status"] == "captured"
+    steps = system.steps(booking["id"])
+    assert steps[1] == ("charge", "retry")
+    assert steps[-1] == ("charge", "captured")
+    assert system.events().count("payment.captured") == 1
+
+
+def test_a_capture_that_lands_after_the_hold_lapsed_is_refunded(system: System) -> None:
+    booking = system.book("tok_slow")  # the first charge acts, but its answer is lost
+    container = system.container
+    Relay(
+        container.database,
+        container.subscriptions,
+        lambda delivery, _headers: container.jobs.deliver(delivery.event_id, delivery.handler),
+    ).relay_once()
+    (saga_id,) = container.sagas.due()
+    container.sagas.advance(saga_id)  # one unanswered try: the saga waits to ask again
+    with system.database.engine.begin() as connection:
+        connection.execute(
+            update(bookings)
+            .where(bookings.c.id == booking["id"])
+            .values(hold_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    system.drive()
+    assert system.booking(booking["id"])["status"] == "expired"
+    payment = system.payment_of(booking["id"])
+    assert (payment["status"], payment["refunded_amount"]) == ("refunded", PRICE["amount"])
+    assert [r["status"] for r in payment["refunds"]] == ["succeeded"]
+    assert payment["saga"]["outcome"] == "refunded"
+    assert ("charge", "captured_too_late") in system.steps(booking["id"])
+    assert Counter(system.events())["payment.refunded"] == 1
+
+
+def test_cancelling_a_pending_booking_before_any_charge_voids_the_payment(system: System) -> None:
+    booking = system.book("tok_ok")
+    container = system.container
+    relay = Relay(
+        container.database, container.subscriptions, lambda d, _h: container.jobs.deliver(d.event_id, d.handler)
+    )
+    relay.relay_once()  # the saga starts; its first step has not run yet
+    cancelled = system.api.post(f"/v1/bookings/{booking['id']}/cancel", json={}, headers=key())
+    assert cancelled.get_json()["status"] == "cancelled"
+    system.drive()
+    payment = system.payment_of(booking["id"])
+    assert (payment["status"], payment["failure_code"]) == ("failed", "booking_cancelled")
+    assert payment["saga"]["outcome"] == "void"
+    assert "payment.captured" not in system.events()
+
+
+@pytest.mark.parametrize(("days", "refunded"), [(3, True), (0, False)])
+def test_cancelling_a_confirmed_booking_refunds_as_the_policy_says(system: System, days: int, refunded: bool) -> None:
+    # Policy: refunds until 24 h before the start. Three days ahead: all; later today: nothing.
+    start_hour = min(23, datetime.now(UTC).hour + 2)
+    if days == 0 and start_hour <= datetime.now(UTC).hour:
+        pytest.skip("no later hour left today")
+    booking = system.book("tok_ok", days=days) if days else _book_today(system, start_hour)
+    system.drive()
+    assert system.booking(booking["id"])["status"] == "confirmed"
+    system.api.post(f"/v1/bookings/{booking['id']}/cancel", json={"reason": "rain"}, headers=key())
+    system.drive()
+    payment = system.payment_of(booking["id"])
+    if refunded:
+        assert (payment["status"], payment["refunded_amount"]) == ("refunded", PRICE["amount"])
+        assert system.steps(booking["id"])[-1] == ("cancel", "refund_requested")
+    else:
+        assert (payment["status"], payment["refunded_amount"]) == ("captured", 0)
+        assert system.steps(booking["id"])[-1] == ("cancel", "no_refund_by_policy")
+
+
+def _book_today(system: System, hour: int) -> dict[str, Any]:
+    court = resource(system.api, price_per_slot=PRICE)
+    start = datetime.now(UTC).replace(hour=hour, minute=0, second=0, microsecond=0)
+    body = {
+        "resource_id": court,
+        "start": start.isoformat().replace("+00:00", "Z"),
+        "end": (start + timedelta(hours=1)).isoformat().replace("+00:00", "Z"),
+        "customer": {"name": "Ada", "email": "ada@example.com"},
+        "payment": {"token": "tok_ok"},
+    }
+    response = system.api.post("/v1/bookings", json=body, headers=key())
+    assert response.status_code == 201, response.get_data(as_text=True)
+    return dict(response.get_json())
+
+
+def test_refunds_over_the_api_stay_within_the_captured_amount(system: System) -> None:
+    booking = system.book("tok_ok")
+    system.drive()
+    payment_id = system.payment_of(booking["id"])["id"]
+    problem(
+        system.api.post(f"/v1/payments/{payment_id}/refunds", json={"amount": 100}), 400, "idempotency_key_required"
+    )
+    first = system.api.post(f"/v1/payments/{payment_id}/refunds", json={"amount": 1000}, headers=key())
+    assert first.status_code == 201
+    assert (first.get_json()["status"], first.get_json()["amount"]) == ("pending", 1000)
+    problem(
+        system.api.post(f"/v1/payments/{payment_id}/refunds", json={"amount": 1501}, headers=key()),
+        422,
+        "refund_exceeds_captured",
+    )
+    rest = system.api.post(f"/v1/payments/{payment_id}/refunds", json={}, headers=key())
+    assert rest.get_json()["amount"] == 1500
+    system.drive()
+    payment = system.payment_of(booking["id"])
+    assert (payment["status"], payment["refunded_amount"]) == ("refunded", 2500)
+    assert [r["status"] for r in payment["refunds"]] == ["succeeded", "succeeded"]
+    problem(
+        system.api.post(f"/v1/payments/{payment_id}/refunds", json={}, headers=key()), 422, "refund_exceeds_captured"
+    )
+
+
+def test_a_payment_that_was_not_captured_cannot_be_refunded(system: System) -> None:
+    booking = system.book("tok_decline")
+    system.drive()
+    payment_id = system.payment_of(booking["id"])["id"]
+    problem(
+        system.api.post(f"/v1/payments/{payment_id}/refunds", json={}, headers=key()), 409, "payment_not_refundable"
+    )
+    problem(system.api.get("/v1/payments/pay_00000000000000000000000000"), 404, "payment_not_found")
+
+
+@pytest.mark.postgres
+def test_concurrent_refunds_never_exceed_the_captured_amount(postgres_database: Database) -> None:
+    settings = postgres_database.settings.model_copy(update={"job_backoff_base_s": 0.01, "job_backoff_cap_s": 0.05})
+    container = bootstrap(settings, database=postgres_database)
+    app = create_app(settings, container=container)
+    _, token = identity_service.create_organization(uow=container.identity_uow(), name="Race")
+    system = System(Api(app.test_client(), token), container)
+    booking = system.book("tok_ok")
+    system.drive()
+    payment_id = system.payment_of(booking["id"])["id"]
+    barrier, outcomes = threading.Barrier(12), []
+
+    def ask() -> None:
+        barrier.wait(timeout=30)
+        try:
+            payments_service.request_refund(
+                uow=container.payments_uow(), payment_id=payment_id, amount=500, reason="race"
+            )
+            outcomes.append("ok")
+        except RefundTooLarge:
+            outcomes.append("too_large")
+
+    threads = [threading.Thread(target=ask) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Counter(outcomes) == Counter({"ok": 5, "too_large": 7})
+    system.drive()
+    payment = system.payment_of(booking["id"])
+    assert (payment["status"], payment["refunded_amount"]) == ("refunded", 2500)
