@@ -7,11 +7,13 @@ import json
 import string
 from datetime import UTC
 from datetime import datetime
+from functools import partial
 
 from flask import Response
 from flask import jsonify
 
 from bookwell.booking import service
+from bookwell.booking.domain import Booking
 from bookwell.booking.domain import BookingRequest
 from bookwell.booking.domain import Status
 from bookwell.booking.ports import BookingFilter
@@ -24,6 +26,8 @@ from bookwell.platform.http.contract import Dependency
 from bookwell.platform.http.contract import Views
 from bookwell.platform.http.pagination import page_request
 from bookwell.platform.http.pagination import page_response
+from bookwell.platform.http.prefer import requested_wait
+from bookwell.platform.http.prefer import wait_for_final
 from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.errors import FieldError
 from bookwell.platform.kernel.errors import InvalidInput
@@ -48,7 +52,7 @@ def _email(address: str) -> str:
 
 
 @views.operation("createBooking")
-def create_booking(call: Call) -> tuple[Response, int, dict[str, str]]:
+def create_booking(call: Call) -> Response:
     body = call.body
     request = BookingRequest(
         organization_id=call.organization_id,
@@ -62,8 +66,24 @@ def create_booking(call: Call) -> tuple[Response, int, dict[str, str]]:
         metadata=body.metadata.root if body.metadata else {},
     )
     booking = service.place_booking(uow=uow(), request=request)
+    response = _created(booking)
+    wait = requested_wait()
+    if wait is not None and booking.status is Status.PENDING:
+        return wait_for_final(response, wait, partial(_final, call.organization_id, booking.id))
+    return response
+
+
+def _final(organization_id: str, booking_id: str) -> Response | None:
+    """The booking's 201 answer once it is no longer pending (for `Prefer: wait`); None until then."""
+    booking = service.get_booking(uow=uow(readonly=True), organization_id=organization_id, booking_id=booking_id)
+    return None if booking.status is Status.PENDING else _created(booking)
+
+
+def _created(booking: Booking) -> Response:
     response = with_etag(jsonify(booking.snapshot()), booking.version)
-    return response, 201, {"Location": f"/v1/bookings/{booking.id}"}
+    response.status_code = 201
+    response.headers["Location"] = f"/v1/bookings/{booking.id}"
+    return response
 
 
 @views.operation("listBookings")

@@ -51,21 +51,24 @@ class System:
     def database(self) -> Database:
         return self.container.database
 
-    def drive(self, seconds: float = 10.0) -> None:
-        """Relay events, run their handlers and every due saga step, until nothing is left to do."""
+    def step(self) -> int:
+        """One relay pass (handlers run at once) and every due saga step; how much was done."""
         container = self.container
-        relay = Relay(
+        done = Relay(
             container.database,
             container.subscriptions,
             lambda delivery, _headers: container.jobs.deliver(delivery.event_id, delivery.handler),
-        )
+        ).relay_once()
+        for saga_id in container.sagas.due():
+            container.sagas.advance(saga_id)
+            done += 1
+        return done
+
+    def drive(self, seconds: float = 10.0) -> None:
+        """Step until nothing is left to do."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            busy = relay.relay_once()
-            for saga_id in container.sagas.due():
-                container.sagas.advance(saga_id)
-                busy += 1
-            if not busy and not self._running_sagas():
+            if not self.step() and not self._running_sagas():
                 return
             time.sleep(0.01)
         raise AssertionError("the system did not settle")
@@ -312,3 +315,53 @@ def test_concurrent_refunds_never_exceed_the_captured_amount(postgres_database: 
     system.drive()
     payment = system.payment_of(booking["id"])
     assert (payment["status"], payment["refunded_amount"]) == ("refunded", 2500)
+
+
+def test_prefer_wait_answers_with_the_final_status_once_the_saga_settled_it(system: System) -> None:
+    court = resource(system.api, price_per_slot=PRICE)
+    stop = threading.Event()
+
+    def background() -> None:  # the relay and the worker, meanwhile
+        while not stop.is_set():
+            system.step()
+            time.sleep(0.02)
+
+    worker = threading.Thread(target=background)
+    worker.start()
+    try:
+        body = {
+            "resource_id": court,
+            "start": at(3, 10),
+            "end": at(3, 11),
+            "customer": {"name": "Ada", "email": "ada@example.com"},
+            "payment": {"token": "tok_ok"},
+        }
+        waited = system.api.post("/v1/bookings", json=body, headers={"Prefer": "wait=10", **key()})
+    finally:
+        stop.set()
+        worker.join()
+    assert waited.status_code == 201
+    assert waited.headers["Preference-Applied"] == "wait=10"
+    assert waited.get_json()["status"] == "confirmed"
+    assert waited.headers["Location"] == f"/v1/bookings/{waited.get_json()['id']}"
+
+
+def test_prefer_wait_gives_up_after_n_seconds_and_without_it_the_answer_is_immediate(system: System) -> None:
+    court = resource(system.api, price_per_slot=PRICE)
+    body = {
+        "resource_id": court,
+        "start": at(3, 10),
+        "end": at(3, 11),
+        "customer": {"name": "Ada", "email": "ada@example.com"},
+        "payment": {"token": "tok_ok"},
+    }
+    waited = system.api.post("/v1/bookings", json=body, headers={"Prefer": "wait=1, respond-async", **key()})
+    assert (waited.status_code, waited.get_json()["status"]) == (201, "pending")  # nobody ran the saga
+    assert waited.headers["Preference-Applied"] == "wait=1"
+    body["start"], body["end"] = at(3, 12), at(3, 13)
+    plain = system.api.post("/v1/bookings", json=body, headers=key())
+    assert "Preference-Applied" not in plain.headers
+    ignored = system.api.post(
+        "/v1/bookings", json=body | {"start": at(3, 14), "end": at(3, 15)}, headers={"Prefer": "wait=soon", **key()}
+    )
+    assert "Preference-Applied" not in ignored.headers

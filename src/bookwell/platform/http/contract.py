@@ -35,6 +35,7 @@ from bookwell.platform.http.auth import authenticate
 from bookwell.platform.http.idempotency import HEADER as IDEMPOTENCY_HEADER
 from bookwell.platform.http.idempotency import Idempotency
 from bookwell.platform.http.idempotency import requested_key
+from bookwell.platform.http.prefer import settle
 from bookwell.platform.http.problems import HttpProblem
 from bookwell.platform.kernel.errors import FieldError
 from bookwell.platform.kernel.errors import NotFound
@@ -333,8 +334,9 @@ def _endpoint(
         if operation.idempotency_key is not None:
             key = requested_key(required=operation.idempotency_key == "required")
         if key is None or principal is None:
-            return handle(principal, path_values)
-        return idempotency.run(principal.organization_id, key, lambda: handle(principal, path_values))
+            return settle(handle(principal, path_values))
+        # settle() after run(): a `Prefer: wait` is served once the request's transaction committed.
+        return settle(idempotency.run(principal.organization_id, key, lambda: handle(principal, path_values)))
 
     endpoint.__name__ = operation.operation_id
     return endpoint
