@@ -57,7 +57,12 @@ def bootstrap(settings: Settings, *, database: Database | None = None) -> Contai
     booking_uow = partial(SqlBookingUnitOfWork, database)
     payments_uow = partial(SqlPaymentsUnitOfWork, database)
     provider = payment_provider(settings)
-    sagas = Sagas(database, backoff_base_s=settings.job_backoff_base_s, backoff_cap_s=settings.job_backoff_cap_s)
+    sagas = Sagas(
+        database,
+        lease_s=settings.saga_lease_s,
+        backoff_base_s=settings.job_backoff_base_s,
+        backoff_cap_s=settings.job_backoff_cap_s,
+    )
     kick_saga = partial(_send_saga, jobs)
     payments_tasks.register(sagas, database=database, uow=payments_uow, provider=provider)
     BookingSaga(

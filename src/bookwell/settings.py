@@ -62,6 +62,9 @@ class Settings(BaseModel):
     payment_breaker_fail_max: int = Field(default=5, ge=1, le=100)
     payment_breaker_reset_s: float = Field(default=10.0, gt=0)
     saga_sweep_every_s: float = Field(default=5.0, gt=0)
+    # How long a worker owns a saga step: longer than a step can take (payment_timeout_s x attempts,
+    # plus backoff); a dead worker's saga is picked up again this long after it died.
+    saga_lease_s: float = Field(default=60.0, gt=0)
     # Modules whose `register(subscriptions, database)` adds internal event handlers beyond Bookwell's own
     # (a deployment's extensions; the async tests' recording handler).
     handler_modules: str = ""

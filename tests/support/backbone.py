@@ -35,6 +35,7 @@ from tests.support.handlers import instruments
 from tests.support.handlers import runs
 
 ROOT = Path(__file__).resolve().parents[2]
+READY = {"relay": "relay_started", "worker": "ready.", "scheduler": "beat: Starting"}
 BOOKWELL = str(ROOT / ".venv" / "bin" / "bookwell")
 
 
@@ -104,6 +105,12 @@ class Backbone:
         )
         log.close()
 
+    def wait_ready(self, name: str, timeout: float = 60) -> None:
+        """Wait until the latest `name` process says it is serving (so a kill lands on real work)."""
+        marker = READY[name]
+        log = self.logs / f"{name}-{self.starts[name]}.log"
+        self.wait_until(lambda: log.exists() and marker in log.read_text(), timeout, f"{name} to be ready")
+
     def kill(self, name: str, signum: int = signal.SIGKILL, timeout: float = 30) -> int:
         """Signal the process (its whole group for SIGKILL) and wait for it; its exit code."""
         process = self.processes.pop(name)
@@ -119,8 +126,15 @@ class Backbone:
             self.start(name)
 
     def stop_all(self) -> dict[str, int]:
-        """SIGTERM every process and wait: the graceful path."""
+        """SIGTERM every process once it is serving (a process still starting has no handler yet)
+        and wait: the graceful path."""
+        for name in self.processes:
+            self.wait_ready(name)
         return {name: self.kill(name, signal.SIGTERM) for name in list(self.processes)}
+
+    def logged(self, text: str) -> bool:
+        """Whether any process wrote `text` (to its whole log, not the tail `output` shows)."""
+        return any(text in path.read_text() for path in self.logs.glob("*.log"))
 
     def output(self) -> str:
         return "\n".join(f"--- {path.name}\n{path.read_text()[-4000:]}" for path in sorted(self.logs.glob("*.log")))

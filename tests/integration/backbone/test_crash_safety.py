@@ -110,6 +110,7 @@ def test_kill_9_of_relay_and_worker_loses_and_doubles_nothing(backbone: Backbone
     try:
         for _ in range(KILLS):
             for name in ("relay", "worker"):
+                backbone.wait_ready(name)  # a kill lands on a process at work, not one still starting
                 time.sleep(rng.uniform(0.2, 1.2))
                 backbone.kill(name, signal.SIGKILL)
                 backbone.start(name)
