@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from flask import Flask
 
@@ -14,6 +16,7 @@ from bookwell.contract import v1 as v1_models
 from bookwell.identity import api as identity_api
 from bookwell.identity import facade as identity_facade
 from bookwell.payments import api as payments_api
+from bookwell.payments.facade import CHARGING_SAGA
 from bookwell.platform.http import context
 from bookwell.platform.http import operations
 from bookwell.platform.http import pagination
@@ -48,6 +51,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     identity_api.uow.init_app(app, container.identity_uow)
     catalog_api.uow.init_app(app, container.catalog_uow)
     booking_api.uow.init_app(app, container.booking_uow)
+    booking_api.saga_state.init_app(app, partial(_saga_state, container))
     payments_api.uow.init_app(app, container.payments_uow)
     payments_api.kick.init_app(app, container.kick_saga)
 
@@ -62,6 +66,11 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     }
     bind(app, v1, views, identity_facade.authenticator(container.identity_uow), Idempotency(container.database))
     return app
+
+
+def _saga_state(container: Container, booking_id: str) -> dict[str, Any] | None:
+    view = container.sagas.view(CHARGING_SAGA, booking_id)
+    return None if view is None else view.as_dict()
 
 
 def readiness_checks(container: Container) -> dict[str, operations.ReadinessCheck]:

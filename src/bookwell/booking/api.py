@@ -8,6 +8,7 @@ import string
 from datetime import UTC
 from datetime import datetime
 from functools import partial
+from typing import Any
 
 from flask import Response
 from flask import jsonify
@@ -34,6 +35,7 @@ from bookwell.platform.kernel.errors import InvalidInput
 
 views = Views()
 uow = Dependency[BookingUnitOfWork]("booking.uow")
+saga_state = Dependency[dict[str, Any] | None]("booking.saga_state")  # called with booking_id=...
 _ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 AVAILABILITY_MAX_AGE = 5  # seconds: a hold placed now shows within this long in a cached answer
 
@@ -110,7 +112,8 @@ def get_booking(call: Call) -> Response:
     booking = service.get_booking(
         uow=uow(readonly=True), organization_id=call.organization_id, booking_id=call.path["booking_id"]
     )
-    return not_modified(etag(booking.version)) or with_etag(jsonify(booking.snapshot()), booking.version)
+    shown = booking.snapshot() | {"saga": saga_state(booking_id=booking.id)}
+    return not_modified(etag(booking.version)) or with_etag(jsonify(shown), booking.version)
 
 
 @views.operation("cancelBooking")

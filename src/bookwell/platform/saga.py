@@ -248,6 +248,11 @@ class Sagas:
             ).scalar_one_or_none()
             return found
 
+    def view(self, saga_type: str, subject_id: str) -> SagaView | None:
+        """Where the saga of `subject_id` stands, if it has one."""
+        with self.database.engine.connect() as connection:
+            return saga_of(connection, saga_type, subject_id)
+
     def due(self, limit: int = 500) -> list[str]:
         """Running sagas whose next attempt is due and that no live lease holds."""
         now = utcnow()

@@ -127,8 +127,11 @@ def system(database: Database) -> System:
 
 def test_a_captured_payment_confirms_the_booking(system: System) -> None:
     booking = system.book("tok_ok")
+    assert system.booking(booking["id"])["saga"] is None, "no saga before booking.created is delivered"
     system.drive()
-    assert system.booking(booking["id"])["status"] == "confirmed"
+    shown = system.booking(booking["id"])
+    assert shown["status"] == "confirmed"
+    assert (shown["saga"]["step"], shown["saga"]["outcome"]) == ("charge", "confirmed")
     payment = system.payment_of(booking["id"])
     assert (payment["status"], payment["amount"], payment["provider"]) == ("captured", PRICE, "fake")
     assert payment["saga"]["status"] == "done"
