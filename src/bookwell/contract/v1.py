@@ -382,6 +382,10 @@ class Booking(BaseModel):
     cancellation_reason: str | None
     created_at: Timestamp
     updated_at: Timestamp
+    saga: SagaState | None = Field(
+        None,
+        description="`GET /v1/bookings/{id}` only: where the saga charging a priced booking stands (null for a free one).",
+    )
 
 
 class BookingList(BaseModel):
