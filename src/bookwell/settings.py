@@ -70,6 +70,14 @@ class Settings(BaseModel):
     handler_modules: str = ""
 
     @model_validator(mode="after")
+    def _lease_outlasts_a_step(self) -> Settings:
+        # A charge step's longest run: every attempt timing out, plus the retry pauses (capped at 2 s).
+        longest = self.payment_timeout_s * self.payment_retry_attempts + 2.0 * (self.payment_retry_attempts - 1)
+        if self.saga_lease_s <= longest:
+            raise ValueError(f"BOOKWELL_SAGA_LEASE_S must exceed {longest:g} s, the longest a payment call can take")
+        return self
+
+    @model_validator(mode="after")
     def _provider_needs_url(self) -> Settings:
         if self.payment_provider == "http" and not self.payment_provider_url:
             raise ValueError("BOOKWELL_PAYMENT_PROVIDER_URL is required when BOOKWELL_PAYMENT_PROVIDER is http")

@@ -5,10 +5,11 @@ Orchestrated here, persisted by the platform's saga engine (`platform/saga.py`),
 
     charge ──captured──▶ booking confirmed                      (done: confirmed)
        │  └─captured, but the booking ended first (hold lapsed, cancelled)
-       │                 ─▶ compensate: refund all of it         (done: refunded)
+       │                 ─▶ compensate: refund what is left ─▶ await_refund
+       │                                        (done: refunded, or refund_failed for an operator)
        ├─declined──────▶ payment failed, booking failed, slot free (done: failed)
        ├─no answer─────▶ the same step again later (jittered backoff), same idempotency key
-       └─booking ended before any charge was sent ─▶ payment failed (done: void)
+       └─booking ended before any charge reached the provider ─▶ payment failed (done: void)
 
 Every step's changes and its record commit in one transaction. A worker that dies mid-step
 leaves the saga at its last recorded step; the sweep runs that step again, and the provider's
@@ -26,6 +27,8 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+import structlog
+
 from bookwell.booking import service
 from bookwell.booking.domain import Status
 from bookwell.booking.ports import BookingUnitOfWork
@@ -33,6 +36,7 @@ from bookwell.payments.facade import CHARGING_SAGA
 from bookwell.payments.facade import Payments
 from bookwell.payments.facade import PaymentStatus
 from bookwell.payments.facade import ProviderUnavailable
+from bookwell.payments.facade import RefundStatus
 from bookwell.platform.db import Database
 from bookwell.platform.db import SqlUnitOfWork
 from bookwell.platform.kernel.clock import utcnow
@@ -45,6 +49,7 @@ from bookwell.platform.saga import note
 from bookwell.platform.subscriptions import Subscriptions
 
 SAGA = CHARGING_SAGA
+log = structlog.get_logger("bookwell.booking.saga")
 
 
 class BookingSaga:
@@ -55,7 +60,7 @@ class BookingSaga:
         *,
         sagas: Sagas,
         database: Database,
-        booking_uow: Callable[[], BookingUnitOfWork],
+        booking_uow: Callable[..., BookingUnitOfWork],
         payments: Payments,
         kick: Callable[[str], None],
     ) -> None:
@@ -71,6 +76,7 @@ class BookingSaga:
         subscriptions.subscribe("booking.saga.cancelled", ["booking.cancelled"], self.cancelled)
         self.sagas.define(SAGA, "charge", self.charge)
         self.sagas.define(SAGA, "compensate", self.compensate)
+        self.sagas.define(SAGA, "await_refund", self.await_refund)
 
     def start(self, event: LoggedEvent) -> None:
         """`booking.created`: open the payment and the saga of a priced pending booking."""
@@ -97,7 +103,7 @@ class BookingSaga:
         """Charge (or find out what an earlier, unanswered charge did), then settle the booking."""
         organization_id, payment_id = saga.data["organization_id"], saga.data["payment_id"]
         booking = service.get_booking(
-            uow=self.booking_uow(), organization_id=organization_id, booking_id=saga.subject_id
+            uow=self.booking_uow(readonly=True), organization_id=organization_id, booking_id=saga.subject_id
         )
         if booking.status is not Status.PENDING or booking.hold_lapsed(utcnow()):
             with self.database.request_transaction() as connection:
@@ -124,14 +130,30 @@ class BookingSaga:
             connection.commit()
 
     def compensate(self, saga: Saga, record: SagaLog) -> None:
-        """Give back a capture whose booking had ended: all that is left to refund."""
+        """Give back a capture whose booking had ended: all that is left to refund (a cancellation's
+        refund may already have asked for it), then wait for the refund's outcome."""
         with self.database.request_transaction() as connection:
-            payment = self.payments.for_booking(saga.subject_id)
-            refund_id = None
-            if payment is not None and payment.refundable > 0:
-                refund_id = self.payments.refund(payment.id, None, reason="booking_ended").id
+            refund = self.payments.refund_what_is_left(saga.data["payment_id"], reason="booking_ended")
+            if refund is None:
+                record.step(connection, "nothing_left_to_refund", next_step=None, ended_as="refunded")
+            else:
+                record.step(connection, "refund_requested", next_step="await_refund", data={"refund_id": refund.id})
+            connection.commit()
+
+    def await_refund(self, saga: Saga, record: SagaLog) -> None:
+        """The saga ends when its refund does: succeeded, or failed, which needs an operator."""
+        state = self.payments.refund_state(saga.data["refund_id"])
+        if state is RefundStatus.PENDING:
+            raise Retry("the refund is still under way", not_before_s=1.0)
+        succeeded = state is RefundStatus.SUCCEEDED
+        if not succeeded:
+            log.error("compensation_refund_failed", refund_id=saga.data["refund_id"], booking_id=saga.subject_id)
+        with self.database.request_transaction() as connection:
             record.step(
-                connection, "refund_requested", next_step=None, ended_as="refunded", detail={"refund_id": refund_id}
+                connection,
+                "refund_succeeded" if succeeded else "refund_failed",
+                next_step=None,
+                ended_as="refunded" if succeeded else "refund_failed",
             )
             connection.commit()
 
@@ -154,7 +176,7 @@ class BookingSaga:
         hours = terms.refund_until_hours_before if terms is not None else 0
         in_time = event.created_at <= datetime.fromisoformat(booking["start"]) - timedelta(hours=hours)
         with SqlUnitOfWork(self.database) as work:  # joins the handler's transaction, with its inbox row
-            refund = self.payments.refund(payment.id, None, reason="cancelled") if in_time else None
+            refund = self.payments.refund_what_is_left(payment.id, reason="cancelled") if in_time else None
             note(
                 work.connection,
                 SAGA,

@@ -15,12 +15,13 @@ from bookwell.payments.domain import CHARGING_SAGA
 from bookwell.payments.domain import Payment
 from bookwell.payments.domain import PaymentStatus
 from bookwell.payments.domain import Refund
+from bookwell.payments.domain import RefundStatus
 from bookwell.payments.ports import PaymentProvider
 from bookwell.payments.ports import ProviderUnavailable
 from bookwell.platform.db import Database
 from bookwell.platform.kernel.money import Money
 
-__all__ = ["CHARGING_SAGA", "Payment", "PaymentStatus", "Payments", "ProviderUnavailable", "Refund"]
+__all__ = ["CHARGING_SAGA", "Payment", "PaymentStatus", "Payments", "ProviderUnavailable", "Refund", "RefundStatus"]
 
 
 class Payments:
@@ -52,7 +53,9 @@ class Payments:
     def abandon(self, payment_id: str, code: str) -> bool:
         return service.abandon(uow=self._uow(), payment_id=payment_id, code=code)
 
-    def refund(self, payment_id: str, amount: int | None, reason: str) -> Refund:
-        return service.request_refund(
-            uow=self._uow(), payment_id=payment_id, amount=amount, reason=reason, kick=self.kick
-        )
+    def refund_what_is_left(self, payment_id: str, reason: str) -> Refund | None:
+        """Refund all that is left to refund (None when nothing is); carried out by a refund saga."""
+        return service.refund_what_is_left(uow=self._uow(), payment_id=payment_id, reason=reason, kick=self.kick)
+
+    def refund_state(self, refund_id: str) -> RefundStatus:
+        return service.refund_state(uow=self._uow(readonly=True), refund_id=refund_id)

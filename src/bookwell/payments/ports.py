@@ -38,12 +38,15 @@ class ProviderUnavailable(Exception):
 
     The outcome is unknown (the provider may have acted): ask again later with the same
     idempotency key, which the provider answers with the first outcome, never a second charge.
+    `maybe_acted` is False only when no request can have reached the provider (the breaker was
+    open, the connection was refused): then nothing needs finding out.
     """
 
-    def __init__(self, reason: str, *, retry_after_s: float | None = None) -> None:
+    def __init__(self, reason: str, *, retry_after_s: float | None = None, maybe_acted: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after_s = retry_after_s
+        self.maybe_acted = maybe_acted
 
 
 class PaymentProvider(Protocol):

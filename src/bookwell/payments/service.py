@@ -18,6 +18,7 @@ from bookwell.payments.domain import Refund
 from bookwell.payments.domain import RefundStatus
 from bookwell.payments.ports import PaymentProvider
 from bookwell.payments.ports import PaymentsUnitOfWork
+from bookwell.payments.ports import ProviderUnavailable
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.money import Money
 from bookwell.platform.kernel.pages import Page
@@ -61,12 +62,17 @@ def charge(*, uow: UnitOfWorkFactory, provider: PaymentProvider, payment_id: str
         payment.attempts += 1
         work.payments.save(payment)
         work.commit()
-    result = provider.charge(
-        idempotency_key=f"charge-{payment.id}",
-        amount=payment.amount.amount,
-        currency=payment.amount.currency,
-        token=payment.token,
-    )
+    try:
+        result = provider.charge(
+            idempotency_key=f"charge-{payment.id}",
+            amount=payment.amount.amount,
+            currency=payment.amount.currency,
+            token=payment.token,
+        )
+    except ProviderUnavailable as unavailable:
+        if not unavailable.maybe_acted:
+            _uncount_attempt(uow, payment_id)  # nothing reached the provider: no charge to find out about
+        raise
     with uow() as work:
         payment = _locked(work, payment_id)
         if payment.status is PaymentStatus.PENDING:
@@ -81,6 +87,15 @@ def charge(*, uow: UnitOfWorkFactory, provider: PaymentProvider, payment_id: str
             work.events.add(payment.event(kind, work.payments.refunds_of(payment.id)))
             work.commit()
     return payment
+
+
+def _uncount_attempt(uow: UnitOfWorkFactory, payment_id: str) -> None:
+    with uow() as work:
+        payment = _locked(work, payment_id)
+        if payment.status is PaymentStatus.PENDING and payment.attempts > 0:
+            payment.attempts -= 1
+            work.payments.save(payment)
+            work.commit()
 
 
 def abandon(*, uow: PaymentsUnitOfWork, payment_id: str, code: str) -> bool:
@@ -111,14 +126,45 @@ def request_refund(
     ask back more than was captured (and a database constraint says the same)."""
     with uow:
         payment = _locked(uow, payment_id, organization_id)
-        refund = payment.request_refund(amount, reason, utcnow())
-        uow.payments.save(payment)
-        uow.payments.add_refund(refund)
-        saga_id = uow.sagas.start(REFUND_SAGA, refund.id, "refund", {"payment_id": payment.id})
-        if kick is not None and saga_id is not None:
-            uow.after_commit(lambda: kick(saga_id))  # at once, not at the next sweep
+        refund = _reserve(uow, payment, amount, reason, kick)
         uow.commit()
     return refund
+
+
+def refund_what_is_left(
+    *, uow: PaymentsUnitOfWork, payment_id: str, reason: str, kick: Callable[[str], None] | None = None
+) -> Refund | None:
+    """Refund all that is left of a captured payment; None when nothing is (decided under the lock,
+    so a cancellation's refund and a compensation's never ask for the same money twice)."""
+    with uow:
+        payment = _locked(uow, payment_id)
+        if payment.refundable <= 0:
+            return None
+        refund = _reserve(uow, payment, None, reason, kick)
+        uow.commit()
+    return refund
+
+
+def _reserve(
+    uow: PaymentsUnitOfWork, payment: Payment, amount: int | None, reason: str, kick: Callable[[str], None] | None
+) -> Refund:
+    """Reserve the refund on the locked payment and open its saga, in the caller's transaction."""
+    refund = payment.request_refund(amount, reason, utcnow())
+    uow.payments.save(payment)
+    uow.payments.add_refund(refund)
+    saga_id = uow.sagas.start(REFUND_SAGA, refund.id, "refund", {"payment_id": payment.id})
+    if kick is not None and saga_id is not None:
+        uow.after_commit(lambda: kick(saga_id))  # at once, not at the next sweep
+    return refund
+
+
+def refund_state(*, uow: PaymentsUnitOfWork, refund_id: str) -> RefundStatus:
+    """Where a refund stands."""
+    with uow:
+        refund = uow.payments.refund(refund_id)
+    if refund is None:
+        raise PaymentNotFound(f"No refund {refund_id}.")
+    return refund.status
 
 
 def carry_out_refund(*, uow: UnitOfWorkFactory, provider: PaymentProvider, refund_id: str) -> Refund:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import structlog
+
 from bookwell.payments import service
 from bookwell.payments.domain import RefundStatus
 from bookwell.payments.ports import PaymentProvider
@@ -18,6 +20,8 @@ from bookwell.platform.saga import Retry
 from bookwell.platform.saga import Saga
 from bookwell.platform.saga import SagaLog
 from bookwell.platform.saga import Sagas
+
+log = structlog.get_logger("bookwell.payments.refunds")
 
 
 def register(
@@ -31,6 +35,8 @@ def register(
         except ProviderUnavailable as unavailable:
             raise Retry(unavailable.reason, not_before_s=unavailable.retry_after_s) from unavailable
         succeeded = done.status is RefundStatus.SUCCEEDED
+        if not succeeded:  # the provider refused: money that should go back did not; an operator must look
+            log.error("refund_failed", refund_id=done.id, payment_id=done.payment_id, failure_code=done.failure_code)
         with database.engine.begin() as connection:
             record.step(
                 connection,

@@ -236,6 +236,7 @@ class SqlUnitOfWork:
         self._connection: Connection | None = None
         self._savepoint: NestedTransaction | None = None
         self._after_commit: list[Callable[[], None]] = []
+        self._outer_callbacks: list[Callable[[], None]] | None = None
 
     @property
     def connection(self) -> Connection:
@@ -247,9 +248,10 @@ class SqlUnitOfWork:
     def __enter__(self) -> Self:
         ambient = _AMBIENT.get()
         self._after_commit = []
+        self._outer_callbacks = None
         if ambient is not None and ambient[0] is self.database:
             # Inside a request transaction: a savepoint, so commit and rollback stay this unit's own.
-            connection, self._after_commit = ambient[1], ambient[2]
+            connection, self._outer_callbacks = ambient[1], ambient[2]
             self._savepoint = connection.begin_nested()
         else:
             connection = self.database.engine.connect().execution_options(**{READONLY_OPTION: self.readonly})
@@ -268,7 +270,11 @@ class SqlUnitOfWork:
         if self.readonly:
             raise RuntimeError("a read-only unit of work cannot commit")
         if self._savepoint is not None:
-            self._savepoint.commit()  # the callbacks wait for the enclosing transaction
+            self._savepoint.commit()
+            # They wait for the enclosing transaction; a savepoint rolled back never hands them on.
+            assert self._outer_callbacks is not None
+            self._outer_callbacks.extend(self._after_commit)
+            self._after_commit.clear()
         else:
             self.connection.commit()
             _run(self._after_commit)

@@ -40,6 +40,7 @@ from sqlalchemy import text
 from sqlalchemy import update
 
 from bookwell.platform.db import Database
+from bookwell.platform.db import SqlUnitOfWork
 from bookwell.platform.db import UtcDateTime
 from bookwell.platform.db import metadata
 from bookwell.platform.kernel.clock import rfc3339
@@ -97,6 +98,11 @@ class Saga:
     step: str
     data: dict[str, Any]
     attempts: int
+    lease: datetime  # this worker's `locked_until`: writes count only while it is still the saga's
+
+
+class LeaseLost(Exception):
+    """The step outlived its lease and another worker took the saga: this step's writes must not land."""
 
 
 @dataclass(frozen=True)
@@ -166,7 +172,11 @@ class SagaLog:
             values |= {"status": DONE, "outcome": ended_as or outcome, "next_attempt_at": None}
         else:
             values |= {"step": next_step, "next_attempt_at": now}
-        connection.execute(update(sagas).where(sagas.c.id == self.saga.id).values(**values))
+        owned = connection.execute(
+            update(sagas).where(sagas.c.id == self.saga.id, sagas.c.locked_until == self.saga.lease).values(**values)
+        )
+        if owned.rowcount != 1:
+            raise LeaseLost(f"saga {self.saga.id} changed hands during step {self.saga.step}")
 
 
 def start_saga(
@@ -242,21 +252,23 @@ class Sagas:
 
     def id_of(self, saga_type: str, subject_id: str) -> str | None:
         """The id of the saga of `subject_id`, if it has one."""
-        with self.database.engine.connect() as connection:
-            found: str | None = connection.execute(
+        with SqlUnitOfWork(self.database, readonly=True) as reading:
+            found: str | None = reading.connection.execute(
                 select(sagas.c.id).where(sagas.c.type == saga_type, sagas.c.subject_id == subject_id)
             ).scalar_one_or_none()
             return found
 
     def view(self, saga_type: str, subject_id: str) -> SagaView | None:
         """Where the saga of `subject_id` stands, if it has one."""
-        with self.database.engine.connect() as connection:
-            return saga_of(connection, saga_type, subject_id)
+        with SqlUnitOfWork(self.database, readonly=True) as reading:
+            return saga_of(reading.connection, saga_type, subject_id)
 
     def due(self, limit: int = 500) -> list[str]:
         """Running sagas whose next attempt is due and that no live lease holds."""
         now = utcnow()
-        with self.database.engine.connect() as connection:
+        # Reads join the caller's transaction if there is one, else take no writer lock (SQLite).
+        with SqlUnitOfWork(self.database, readonly=True) as reading:
+            connection = reading.connection
             return list(
                 connection.execute(
                     select(sagas.c.id)
@@ -283,6 +295,15 @@ class Sagas:
                 except Retry as retry:
                     self._wait(saga, retry)
                     return
+                except LeaseLost:
+                    log.warning("saga_lease_lost")  # the new holder runs the step; ours rolled back
+                    return
+                except Exception as error:
+                    # A bug or a refusal no retry of the call can fix (a provider's 4xx): counted in
+                    # the saga's attempts and its log, backed off to the cap, there for an operator.
+                    log.exception("saga_step_failed")
+                    self._wait(saga, Retry(f"{type(error).__name__}: {error}"[:500]))
+                    return
 
     def _lease(self, saga_id: str) -> Saga | None:
         now = utcnow()
@@ -296,11 +317,21 @@ class Sagas:
                     or_(sagas.c.locked_until.is_(None), sagas.c.locked_until < now),
                 )
                 .values(locked_until=now + timedelta(seconds=self.lease_s))
-                .returning(sagas.c.id, sagas.c.type, sagas.c.subject_id, sagas.c.step, sagas.c.data, sagas.c.attempts)
+                .returning(
+                    sagas.c.id,
+                    sagas.c.type,
+                    sagas.c.subject_id,
+                    sagas.c.step,
+                    sagas.c.data,
+                    sagas.c.attempts,
+                    sagas.c.locked_until,
+                )
             ).first()
         if leased is None:
             return None
-        return Saga(leased.id, leased.type, leased.subject_id, leased.step, leased.data, leased.attempts)
+        return Saga(
+            leased.id, leased.type, leased.subject_id, leased.step, leased.data, leased.attempts, leased.locked_until
+        )
 
     def _wait(self, saga: Saga, retry: Retry) -> None:
         """Record a failed try of the step and when to try again: full jitter, growing, capped."""
@@ -309,6 +340,19 @@ class Sagas:
         pause = max(retry.not_before_s or 0.0, random.uniform(0, window))  # noqa: S311 - spreading retries
         now = utcnow()
         with self.database.engine.begin() as connection:
+            owned = connection.execute(
+                update(sagas)
+                .where(sagas.c.id == saga.id, sagas.c.locked_until == saga.lease)
+                .values(
+                    attempts=attempts,
+                    next_attempt_at=now + timedelta(seconds=pause),
+                    locked_until=None,
+                    updated_at=now,
+                )
+            )
+            if owned.rowcount != 1:
+                log.warning("saga_lease_lost")
+                return
             connection.execute(
                 saga_steps.insert().values(
                     id=new_id("sst"),
@@ -317,16 +361,6 @@ class Sagas:
                     outcome="retry",
                     detail={"reason": retry.reason, "attempt": attempts, "retry_in_s": round(pause, 3)},
                     at=now,
-                )
-            )
-            connection.execute(
-                update(sagas)
-                .where(sagas.c.id == saga.id)
-                .values(
-                    attempts=attempts,
-                    next_attempt_at=now + timedelta(seconds=pause),
-                    locked_until=None,
-                    updated_at=now,
                 )
             )
         log.info("saga_step_retry", reason=retry.reason, attempt=attempts, retry_in_s=round(pause, 3))

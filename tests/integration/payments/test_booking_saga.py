@@ -368,3 +368,55 @@ def test_prefer_wait_gives_up_after_n_seconds_and_without_it_the_answer_is_immed
         "/v1/bookings", json=body | {"start": at(3, 14), "end": at(3, 15)}, headers={"Prefer": "wait=soon", **key()}
     )
     assert "Preference-Applied" not in ignored.headers
+
+
+def test_a_booking_cancelled_while_no_charge_has_reached_the_provider_is_never_charged(system: System) -> None:
+    booking = system.book("tok_flaky")  # the first call fails without acting
+    container = system.container
+    deliver = container.jobs.deliver
+    Relay(container.database, container.subscriptions, lambda d, _h: deliver(d.event_id, d.handler)).relay_once()
+    (saga_id,) = container.sagas.due()
+    container.sagas.advance(saga_id)  # the provider refused without acting: nothing to find out
+    system.api.post(f"/v1/bookings/{booking['id']}/cancel", json={}, headers=key())
+    system.drive()
+    payment = system.payment_of(booking["id"])
+    assert (payment["status"], payment["failure_code"]) == ("failed", "booking_cancelled")
+    assert "payment.captured" not in system.events()
+
+
+def test_a_compensation_whose_refund_fails_ends_as_refund_failed(system: System) -> None:
+    booking = system.book("tok_slow")
+    container = system.container
+    deliver = container.jobs.deliver
+    Relay(container.database, container.subscriptions, lambda d, _h: deliver(d.event_id, d.handler)).relay_once()
+    (saga_id,) = container.sagas.due()
+    container.sagas.advance(saga_id)
+    with system.database.engine.begin() as connection:
+        connection.execute(
+            update(bookings)
+            .where(bookings.c.id == booking["id"])
+            .values(hold_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+        )
+    original = container.payment_provider.refund
+
+    def refusing(**kwargs: Any) -> Any:
+        return original(**(kwargs | {"charge_reference": "not-a-charge"}))
+
+    container.payment_provider.refund = refusing  # type: ignore[method-assign]
+    system.drive()
+    payment = system.payment_of(booking["id"])
+    assert payment["status"] == "captured", "the capture is kept, and said so"
+    assert [r["status"] for r in payment["refunds"]] == ["failed"]
+    assert payment["saga"]["outcome"] == "refund_failed"
+
+
+def test_a_refund_of_null_is_refused(system: System) -> None:
+    booking = system.book("tok_ok")
+    system.drive()
+    payment_id = system.payment_of(booking["id"])["id"]
+    problem(
+        system.api.post(f"/v1/payments/{payment_id}/refunds", json={"amount": None}, headers=key()),
+        422,
+        "validation_failed",
+    )
+    assert system.payment_of(booking["id"])["refunds"] == []

@@ -36,7 +36,7 @@ class FakePaymentProvider:
             first_call = idempotency_key not in self._first_calls
             self._first_calls.add(idempotency_key)
             if token == "tok_flaky" and first_call:  # noqa: S105 - a public test token
-                raise ProviderUnavailable("fake provider: transient failure (tok_flaky)")
+                raise ProviderUnavailable("fake provider: transient failure (tok_flaky)", maybe_acted=False)
             if idempotency_key not in self._charges:
                 reference = f"fake_ch_{next(self._ids)}"
                 if token in ("tok_ok", "tok_flaky", "tok_slow"):

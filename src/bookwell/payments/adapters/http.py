@@ -155,6 +155,17 @@ class HttpPaymentProvider:
             reraise=True,
         )
         started = time.monotonic()
+        sent = False  # whether any attempt may have reached the provider
+
+        def attempt() -> httpx.Response:
+            nonlocal sent
+            try:
+                return self._attempt(path, idempotency_key, payload)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, pybreaker.CircuitBreakerError):
+                raise  # never left this process, or never got a connection
+            except BaseException:
+                sent = True
+                raise
 
         def finished(outcome: str, **fields: Any) -> None:
             attempts = retrying.statistics.get("attempt_number", 0)
@@ -163,18 +174,22 @@ class HttpPaymentProvider:
             emit("payment_provider_call", outcome=outcome, attempts=attempts, latency_ms=latency_ms, **fields)
 
         try:
-            response = retrying(self._attempt, path, idempotency_key, payload)
+            response = retrying(attempt)
         except pybreaker.CircuitBreakerError:
             retry_after_s = self._breaker_time_left()
             finished("breaker_open", retry_after_s=round(retry_after_s, 3))
-            raise ProviderUnavailable("payment provider circuit breaker is open", retry_after_s=retry_after_s) from None
+            raise ProviderUnavailable(
+                "payment provider circuit breaker is open", retry_after_s=retry_after_s, maybe_acted=sent
+            ) from None
         except ProviderRejected as error:
             finished("rejected", status=error.status, error=error.error)
             raise
         except (httpx.RequestError, _TransientStatus) as error:
             reason = f"{type(error).__name__}: {error}"
             finished("unavailable", reason=reason)
-            raise ProviderUnavailable(f"payment provider unavailable after retries ({reason})") from error
+            raise ProviderUnavailable(
+                f"payment provider unavailable after retries ({reason})", maybe_acted=sent
+            ) from error
         answer = _final_answer(response, _FINAL_STATUSES[operation])
         if answer is None:
             finished("unreadable", status=response.status_code)
