@@ -51,18 +51,29 @@ class System:
     def database(self) -> Database:
         return self.container.database
 
-    def step(self) -> int:
-        """One relay pass (handlers run at once) and every due saga step; how much was done."""
+    def relay(self) -> int:
+        """One relay pass; the handlers run at once, as the worker would run them."""
         container = self.container
-        done = Relay(
-            container.database,
-            container.subscriptions,
-            lambda delivery, _headers: container.jobs.deliver(delivery.event_id, delivery.handler),
+        deliver = container.jobs.deliver
+        return Relay(
+            container.database, container.subscriptions, lambda d, _h: deliver(d.event_id, d.handler)
         ).relay_once()
-        for saga_id in container.sagas.due():
-            container.sagas.advance(saga_id)
+
+    def step(self) -> int:
+        """One relay pass and every due saga step; how much was done."""
+        done = self.relay()
+        for saga_id in self.container.sagas.due():
+            self.container.sagas.advance(saga_id)
             done += 1
         return done
+
+    def lapse_hold(self, booking_id: str) -> None:
+        with self.database.engine.begin() as connection:
+            connection.execute(
+                update(bookings)
+                .where(bookings.c.id == booking_id)
+                .values(hold_expires_at=datetime.now(UTC) - timedelta(seconds=1))
+            )
 
     def drive(self, seconds: float = 10.0) -> None:
         """Step until nothing is left to do."""
@@ -176,20 +187,8 @@ def test_an_unanswered_charge_is_retried_with_the_same_key_and_captured_once(sys
 
 def test_a_capture_that_lands_after_the_hold_lapsed_is_refunded(system: System) -> None:
     booking = system.book("tok_slow")  # the first charge acts, but its answer is lost
-    container = system.container
-    Relay(
-        container.database,
-        container.subscriptions,
-        lambda delivery, _headers: container.jobs.deliver(delivery.event_id, delivery.handler),
-    ).relay_once()
-    (saga_id,) = container.sagas.due()
-    container.sagas.advance(saga_id)  # one unanswered try: the saga waits to ask again
-    with system.database.engine.begin() as connection:
-        connection.execute(
-            update(bookings)
-            .where(bookings.c.id == booking["id"])
-            .values(hold_expires_at=datetime.now(UTC) - timedelta(seconds=1))
-        )
+    system.step()  # one unanswered try: the saga waits to ask again
+    system.lapse_hold(booking["id"])
     system.drive()
     assert system.booking(booking["id"])["status"] == "expired"
     payment = system.payment_of(booking["id"])
@@ -202,11 +201,7 @@ def test_a_capture_that_lands_after_the_hold_lapsed_is_refunded(system: System) 
 
 def test_cancelling_a_pending_booking_before_any_charge_voids_the_payment(system: System) -> None:
     booking = system.book("tok_ok")
-    container = system.container
-    relay = Relay(
-        container.database, container.subscriptions, lambda d, _h: container.jobs.deliver(d.event_id, d.handler)
-    )
-    relay.relay_once()  # the saga starts; its first step has not run yet
+    system.relay()  # the saga starts; its first step has not run yet
     cancelled = system.api.post(f"/v1/bookings/{booking['id']}/cancel", json={}, headers=key())
     assert cancelled.get_json()["status"] == "cancelled"
     system.drive()
@@ -372,11 +367,7 @@ def test_prefer_wait_gives_up_after_n_seconds_and_without_it_the_answer_is_immed
 
 def test_a_booking_cancelled_while_no_charge_has_reached_the_provider_is_never_charged(system: System) -> None:
     booking = system.book("tok_flaky")  # the first call fails without acting
-    container = system.container
-    deliver = container.jobs.deliver
-    Relay(container.database, container.subscriptions, lambda d, _h: deliver(d.event_id, d.handler)).relay_once()
-    (saga_id,) = container.sagas.due()
-    container.sagas.advance(saga_id)  # the provider refused without acting: nothing to find out
+    system.step()  # the provider refused without acting: nothing to find out
     system.api.post(f"/v1/bookings/{booking['id']}/cancel", json={}, headers=key())
     system.drive()
     payment = system.payment_of(booking["id"])
@@ -386,17 +377,9 @@ def test_a_booking_cancelled_while_no_charge_has_reached_the_provider_is_never_c
 
 def test_a_compensation_whose_refund_fails_ends_as_refund_failed(system: System) -> None:
     booking = system.book("tok_slow")
+    system.step()
+    system.lapse_hold(booking["id"])
     container = system.container
-    deliver = container.jobs.deliver
-    Relay(container.database, container.subscriptions, lambda d, _h: deliver(d.event_id, d.handler)).relay_once()
-    (saga_id,) = container.sagas.due()
-    container.sagas.advance(saga_id)
-    with system.database.engine.begin() as connection:
-        connection.execute(
-            update(bookings)
-            .where(bookings.c.id == booking["id"])
-            .values(hold_expires_at=datetime.now(UTC) - timedelta(seconds=1))
-        )
     original = container.payment_provider.refund
 
     def refusing(**kwargs: Any) -> Any:
