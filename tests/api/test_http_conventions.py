@@ -179,6 +179,25 @@ def test_text_with_nul_is_422_with_a_pointer(api: Api, path: str, body: dict[str
     assert api.get("/v1/resources").get_json()["data"] == []
 
 
+@pytest.mark.parametrize(
+    ("body", "pointer"),
+    [
+        (RESOURCE | {"capacity": None}, "/capacity"),  # optional, not nullable: null is not "absent"
+        (RESOURCE | {"cancellation": {"refund_until_hours_before": None}}, "/cancellation/refund_until_hours_before"),
+    ],
+)
+def test_null_where_the_contract_does_not_allow_it_is_422(api: Api, body: dict[str, object], pointer: str) -> None:
+    response = api.post("/v1/resources", json=body)
+    assert [e["pointer"] for e in problem(response, 422, "validation_failed")["errors"]] == [pointer]
+    assert api.get("/v1/resources").get_json()["data"] == []
+
+
+def test_null_where_the_contract_allows_it_is_accepted(api: Api) -> None:
+    created = api.post("/v1/resources", json=RESOURCE | {"description": "Clay"}).get_json()
+    cleared = api.patch(f"/v1/resources/{created['id']}", json={"description": None}, headers={"If-Match": '"v1"'})
+    assert (cleared.status_code, cleared.get_json()["description"]) == (200, None)
+
+
 def test_a_query_value_with_nul_is_422(api: Api) -> None:
     body = problem(api.get("/v1/bookings", query_string={"customer_email": "a\u0000@b.co"}), 422, "validation_failed")
     assert body["errors"][0]["pointer"] == "/query/customer_email"

@@ -12,8 +12,6 @@ from bookwell.platform.http.contract import Dependency
 from bookwell.platform.http.contract import Views
 from bookwell.platform.http.pagination import page_request
 from bookwell.platform.http.pagination import page_response
-from bookwell.platform.kernel.errors import FieldError
-from bookwell.platform.kernel.errors import InvalidInput
 
 views = Views()
 uow = Dependency[PaymentsUnitOfWork]("payments.uow")
@@ -42,9 +40,6 @@ def get_payment(call: Call) -> Response:
 
 @views.operation("createRefund")
 def create_refund(call: Call) -> tuple[Response, int]:
-    if "amount" in call.body.model_fields_set and call.body.amount is None:
-        # Absent means "all that is left"; null is not a number of minor units.
-        raise InvalidInput("amount must be an integer.", errors=(FieldError("/amount", "must be an integer"),))
     refund = service.request_refund(
         uow=uow(),
         organization_id=call.organization_id,

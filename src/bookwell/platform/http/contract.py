@@ -55,6 +55,7 @@ class Operation:
     path: str
     scopes: frozenset[str] | None  # None: a public operation
     body_model: type[BaseModel] | None
+    body_schema: Mapping[str, Any] | None  # with local `$ref`s resolved where the null check walks
     query_model: type[BaseModel] | None
     path_models: Mapping[str, type[BaseModel]]
     idempotency_key: str | None  # None, "optional" or "required"
@@ -146,6 +147,7 @@ class Contract:
                         path=path,
                         scopes=_scopes(spec.get("security", default_security)),
                         body_model=_body_model(spec, models),
+                        body_schema=self._body_schema(spec),
                         query_model=_query_model(spec["operationId"], params, models),
                         path_models={
                             p["name"]: _model_named(models, _ref_name(p["schema"]))
@@ -156,6 +158,18 @@ class Contract:
                     )
                 )
         return operations
+
+    def _body_schema(self, spec: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        body = spec.get("requestBody")
+        return None if body is None else self._resolved(body["content"]["application/json"]["schema"])
+
+    def _resolved(self, node: Any) -> Any:
+        """`node` with every local `$ref` inside replaced by its target (the contract has no cycles)."""
+        if isinstance(node, dict):
+            return {key: self._resolved(value) for key, value in self._deref(node).items()}
+        if isinstance(node, list):
+            return [self._resolved(item) for item in node]
+        return node
 
     def _deref(self, node: dict[str, Any]) -> dict[str, Any]:
         """The object a local `$ref` points at (or the node itself)."""
@@ -223,7 +237,10 @@ def _invalid(error: ValidationError, prefix: str) -> HttpProblem:
     )
 
 
-def _parse_body(model: type[BaseModel]) -> BaseModel:
+def _parse_body(operation: Operation) -> BaseModel:
+    model, schema = operation.body_model, operation.body_schema
+    assert model is not None
+    assert schema is not None
     if request.mimetype != "application/json":
         raise HttpProblem(
             415,
@@ -240,7 +257,41 @@ def _parse_body(model: type[BaseModel]) -> BaseModel:
         raise _invalid(error, "") from error
     if b"\\u0000" in raw.lower():  # JSON can carry U+0000 only escaped; PostgreSQL text cannot hold it
         raise _nul_problem(tuple(_nul_pointers(json.loads(raw), "")))
+    if b"null" in raw:
+        # The generated models read an optional field's `null` as "absent"; the contract says
+        # whether null is allowed, so an explicit null where it is not is refused, not defaulted.
+        nulls = tuple(_unexpected_nulls(json.loads(raw), schema, ""))
+        if nulls:
+            errors = tuple(FieldError(p, "must not be null") for p in nulls)
+            raise HttpProblem(
+                422, "validation_failed", "Validation failed", "Omit a field instead of sending null.", errors=errors
+            )
     return body
+
+
+def _unexpected_nulls(value: Any, schema: Mapping[str, Any], pointer: str) -> Iterator[str]:
+    """Pointers to nulls in `value` where `schema` (resolved) does not admit null."""
+    if value is None:
+        if not _admits_null(schema):
+            yield pointer or "/"
+        return
+    if isinstance(value, dict):
+        properties = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for key, item in value.items():
+            inner = properties.get(key, extra if isinstance(extra, dict) else None)
+            if inner is not None:
+                yield from _unexpected_nulls(item, inner, _pointer(pointer, (key,)))
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            yield from _unexpected_nulls(item, schema["items"], _pointer(pointer, (index,)))
+
+
+def _admits_null(schema: Mapping[str, Any]) -> bool:
+    kinds = schema.get("type")
+    if kinds == "null" or (isinstance(kinds, list) and "null" in kinds):
+        return True
+    return any(_admits_null(branch) for branch in [*schema.get("oneOf", []), *schema.get("anyOf", [])])
 
 
 def _nul_pointers(value: Any, pointer: str) -> Iterator[str]:
@@ -322,7 +373,7 @@ def _endpoint(
     operation: Operation, view: View, authenticator: Authenticator, idempotency: Idempotency
 ) -> Callable[..., ResponseReturnValue]:
     def handle(principal: Principal | None, path_values: Mapping[str, str]) -> Response:
-        body = None if operation.body_model is None else _parse_body(operation.body_model)
+        body = None if operation.body_model is None else _parse_body(operation)
         query = _parse_query(operation.query_model)
         path = _parse_path(operation, path_values)
         call = Call(operation=operation, principal=principal, body=body, query=query, path=path)
