@@ -16,6 +16,7 @@ import math
 import random
 import uuid
 from collections.abc import Callable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -73,6 +74,7 @@ def periodic_queue(settings: Settings) -> str:
 
 
 _HEADER = "bookwell_"  # request context travels in task headers named bookwell_<field>
+_CONTEXT = ("request_id", "traceparent")
 _MAX_ERROR = 2000
 
 job_failures = Table(
@@ -152,8 +154,7 @@ class Job(Task):
             "task": self.name,
             "task_id": request.id,
             "attempt": request.retries + 1,
-            "request_id": getattr(request, _HEADER + "request_id", None),
-            "traceparent": getattr(request, _HEADER + "traceparent", None),
+            **{key: getattr(request, _HEADER + key, None) for key in _CONTEXT},
         }
         with structlog.contextvars.bound_contextvars(**context):
             try:
@@ -220,11 +221,7 @@ class Job(Task):
             self.attempt_failed(connection, args, None if delay is None else now + timedelta(seconds=delay))
 
     def _context_headers(self) -> dict[str, str]:
-        return {
-            key: value
-            for key in (_HEADER + "request_id", _HEADER + "traceparent")
-            if (value := getattr(self.request, key, None))
-        }
+        return _headers({key: getattr(self.request, _HEADER + key, None) for key in _CONTEXT})
 
     def attempt_failed(self, connection: Connection, args: list[Any], next_attempt_at: datetime | None) -> None:
         """Hook, in the transaction that records the failure: the next attempt's time, or None when dead."""
@@ -299,16 +296,12 @@ class Jobs:
         log.info("delivered", event_id=event_id, handler=handler)
 
     def enqueue(self, delivery: Delivery, context: dict[str, str]) -> None:
-        """Send the job that runs `delivery` (the relay's Enqueue)."""
-        headers = {_HEADER + key: value for key, value in context.items()}
-        self.celery.send_task(
-            DELIVER, args=[delivery.event_id, delivery.handler], headers=headers, queue=self._queue(DELIVER)
-        )
+        """Send the job that runs `delivery` (the relay's Enqueue), with its event's request context."""
+        self.send(DELIVER, delivery.event_id, delivery.handler, context=context)
 
-    def send(self, task: str, *args: Any) -> None:
-        """Send a job now, carrying the current request context (request id, trace) in its headers."""
-        context = structlog.contextvars.get_contextvars()
-        headers = {_HEADER + key: context[key] for key in ("request_id", "traceparent") if context.get(key)}
+    def send(self, task: str, *args: Any, context: Mapping[str, Any] | None = None) -> None:
+        """Send a job now, carrying a request context (default: the current one) in its headers."""
+        headers = _headers(structlog.contextvars.get_contextvars() if context is None else context)
         self.celery.send_task(task, args=list(args), headers=headers, queue=self.settings.job_queue)
 
     def redrive(self, limit: int = 500) -> int:
@@ -373,7 +366,7 @@ class Jobs:
                 kwargs=row.kwargs,
                 headers=row.headers,
                 task_id=task_id,
-                queue=self._queue(row.task),
+                queue=self.settings.job_queue,  # a replay is one-off work, whatever queue it first came from
             )
         log.info("dead_letter_replayed", dead_letter_id=dead_letter_id, task=row.task, task_id=task_id)
         return task_id
@@ -382,9 +375,6 @@ class Jobs:
         """The countdown to send for a retry `delay` seconds away. RabbitMQ's delayed delivery (what
         keeps waiting retries out of the worker's prefetch) counts whole seconds: round up, at least 1."""
         return max(1, math.ceil(delay)) if self.settings.broker_url.startswith(("amqp", "pyamqp")) else delay
-
-    def _queue(self, task: str) -> str:
-        return self.settings.job_queue if task == DELIVER else periodic_queue(self.settings)
 
     def purge_failures(self, before: datetime) -> int:
         """Forget failed attempts, and replayed dead letters, older than `before`; how many attempts."""
@@ -424,6 +414,11 @@ class Jobs:
         """
         self.celery.conf.beat_schedule = timetable
         self.celery.Beat(scheduler="celery.beat:Scheduler", loglevel=self.settings.log_level, quiet=True).run()
+
+
+def _headers(context: Mapping[str, Any]) -> dict[str, str]:
+    """Task headers for a request context's id and trace (those it has)."""
+    return {_HEADER + key: str(context[key]) for key in _CONTEXT if context.get(key)}
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
