@@ -14,20 +14,12 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC
-from datetime import datetime
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from bookwell.booking import service as booking_service
 from bookwell.booking.adapters.sql import SqlBookingUnitOfWork
-from bookwell.booking.domain import BookingRequest
-from bookwell.catalog import service as catalog_service
-from bookwell.catalog.adapters.sql import SqlCatalogUnitOfWork
-from bookwell.identity import service as identity_service
-from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
 from bookwell.platform.db import Database
 from tests.conftest import NATS_URL
 from tests.conftest import RABBITMQ_URL
@@ -36,11 +28,12 @@ from tests.support.backbone import create_instruments
 from tests.support.backbone import events
 from tests.support.backbone import handler_runs
 from tests.support.backbone import waiting_dead_letters
+from tests.support.booking import request
+from tests.support.booking import setup
 from tests.support.handlers import RECORDED
 
 KILLS = 20  # of each process
 WRITE_EVERY_S = 0.05
-EVERY_DAY = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 @pytest.fixture
@@ -63,38 +56,13 @@ class Writer(threading.Thread):
         self.database = database
         self.stop = threading.Event()
         self.written = 0
-        organization, _ = identity_service.create_organization(uow=SqlIdentityUnitOfWork(database), name="Crash")
-        self.organization_id = organization.id
-        resource = catalog_service.create_resource(
-            uow=SqlCatalogUnitOfWork(database),
-            organization_id=organization.id,
-            fields={
-                "name": "Crash court",
-                "timezone": "UTC",
-                "slot_minutes": 60,
-                "opening_hours": {day: [["00:00", "24:00"]] for day in EVERY_DAY},
-                "price_per_slot": {"amount": 0, "currency": "EUR"},
-            },
-        )
-        self.resource_id = resource.id
-        self.first = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
+        self.organization_id, self.resource_id = setup(database)
 
     def run(self) -> None:
         while not self.stop.is_set():
-            start = self.first + timedelta(hours=self.written)
             booking_service.place_booking(
                 uow=SqlBookingUnitOfWork(self.database),
-                request=BookingRequest(
-                    organization_id=self.organization_id,
-                    resource_id=self.resource_id,
-                    start=start,
-                    end=start + timedelta(hours=1),
-                    quantity=1,
-                    customer_name="Ada",
-                    customer_email="ada@example.com",
-                    payment_token=None,
-                    metadata={},
-                ),
+                request=request(self.organization_id, self.resource_id, self.written),
             )
             self.written += 1
             self.stop.wait(WRITE_EVERY_S)

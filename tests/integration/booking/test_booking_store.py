@@ -18,7 +18,6 @@ from sqlalchemy.exc import IntegrityError
 from bookwell.booking import service
 from bookwell.booking.adapters.sql import SqlBookingUnitOfWork
 from bookwell.booking.adapters.sql import bookings
-from bookwell.booking.domain import BookingRequest
 from bookwell.catalog import service as catalog_service
 from bookwell.catalog.adapters.sql import SqlCatalogUnitOfWork
 from bookwell.catalog.adapters.sql import resources
@@ -28,44 +27,9 @@ from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
 from bookwell.platform.db import Database
 from bookwell.platform.kernel.errors import Busy
 from bookwell.platform.outbox import outbox
-
-TOMORROW = (datetime.now(UTC) + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
-
-
-def setup(database: Database, *, price: int = 0, capacity: int = 1) -> tuple[str, str]:
-    organization, _ = identity_service.create_organization(uow=SqlIdentityUnitOfWork(database), name="Acme")
-    court = catalog_service.create_resource(
-        uow=SqlCatalogUnitOfWork(database),
-        organization_id=organization.id,
-        fields={
-            "name": "Court",
-            "timezone": "UTC",
-            "slot_minutes": 60,
-            "capacity": capacity,
-            "max_slots": 3,
-            "opening_hours": {
-                d: [["00:00", "24:00"]]
-                for d in ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-            },
-            "price_per_slot": {"amount": price, "currency": "EUR"},
-        },
-    )
-    return organization.id, court.id
-
-
-def request(organization_id: str, resource_id: str, hours: int = 0, *, token: str | None = None) -> BookingRequest:
-    start = TOMORROW + timedelta(hours=hours)
-    return BookingRequest(
-        organization_id=organization_id,
-        resource_id=resource_id,
-        start=start,
-        end=start + timedelta(hours=1),
-        quantity=1,
-        customer_name="Ada",
-        customer_email="ada@example.com",
-        payment_token=token,
-        metadata={},
-    )
+from tests.support.booking import TOMORROW
+from tests.support.booking import request
+from tests.support.booking import setup
 
 
 def test_a_lock_held_elsewhere_is_a_quick_busy_not_a_hang(database: Database) -> None:

@@ -13,9 +13,6 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC
-from datetime import datetime
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -24,11 +21,6 @@ from sqlalchemy import select
 from bookwell.booking import service as booking_service
 from bookwell.booking.adapters.sql import SqlBookingUnitOfWork
 from bookwell.booking.adapters.sql import bookings
-from bookwell.booking.domain import BookingRequest
-from bookwell.catalog import service as catalog_service
-from bookwell.catalog.adapters.sql import SqlCatalogUnitOfWork
-from bookwell.identity import service as identity_service
-from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
 from bookwell.payments.adapters.sql import payments
 from bookwell.payments.adapters.sql import refunds
 from bookwell.platform.db import Database
@@ -36,9 +28,9 @@ from bookwell.platform.saga import sagas
 from tests.conftest import REDIS_URL
 from tests.support.backbone import Backbone
 from tests.support.backbone import create_instruments
+from tests.support.booking import request
+from tests.support.booking import setup
 from tests.support.provider_sim import ProviderSim
-
-EVERY_DAY = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
 @pytest.fixture
@@ -78,38 +70,13 @@ def backbone(postgres_database: Database, provider: ProviderSim, tmp_path: Path)
 
 def book(database: Database, count: int) -> list[str]:
     """`count` priced bookings of one slot on a roomy court, made one after another; their ids."""
-    organization, _ = identity_service.create_organization(uow=SqlIdentityUnitOfWork(database), name="Chaos")
-    court = catalog_service.create_resource(
-        uow=SqlCatalogUnitOfWork(database),
-        organization_id=organization.id,
-        fields={
-            "name": "Centre court",
-            "timezone": "UTC",
-            "capacity": 1000,
-            "slot_minutes": 60,
-            "opening_hours": {day: [["00:00", "24:00"]] for day in EVERY_DAY},
-            "price_per_slot": {"amount": 1200, "currency": "EUR"},
-        },
-    )
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=3)
-    made = []
-    for _ in range(count):
-        booking = booking_service.place_booking(
-            uow=SqlBookingUnitOfWork(database),
-            request=BookingRequest(
-                organization_id=organization.id,
-                resource_id=court.id,
-                start=start,
-                end=start + timedelta(hours=1),
-                quantity=1,
-                customer_name="Ada",
-                customer_email="ada@example.com",
-                payment_token="tok_ok",
-                metadata={},
-            ),
-        )
-        made.append(booking.id)
-    return made
+    organization_id, court_id = setup(database, price=1200, capacity=1000)
+    return [
+        booking_service.place_booking(
+            uow=SqlBookingUnitOfWork(database), request=request(organization_id, court_id, 48, token="tok_ok")
+        ).id
+        for _ in range(count)
+    ]
 
 
 def sagas_done(database: Database) -> bool:
