@@ -204,7 +204,7 @@ def dead_letters_list(ctx: click.Context, include_replayed: bool, as_json: bool)
     """List dead letters, newest first."""
     for letter in _container(ctx).jobs.dead_letters(include_replayed=include_replayed):
         if as_json:
-            click.echo(json.dumps({**dataclasses.asdict(letter)}, default=str))
+            click.echo(json.dumps(dataclasses.asdict(letter), default=str))
         else:
             replayed = f" replayed {rfc3339(letter.replayed_at)}" if letter.replayed_at else ""
             click.echo(
@@ -223,13 +223,12 @@ def dead_letters_replay(ctx: click.Context, dead_letter_id: str | None, replay_a
     if (dead_letter_id is None) == (not replay_all):
         raise click.UsageError("give either a dead letter ID or --all")
     jobs_ = _container(ctx).jobs
-    ids = [letter.id for letter in jobs_.dead_letters(limit=10_000)] if replay_all else [dead_letter_id]
-    replayed = 0
-    for letter_id in ids:
-        if letter_id is not None and jobs_.replay(letter_id) is not None:
-            replayed += 1
-        elif not replay_all:
-            raise click.ClickException(f"no dead letter {letter_id} waiting to be replayed")
+    if dead_letter_id is not None:
+        if jobs_.replay(dead_letter_id) is None:
+            raise click.ClickException(f"no dead letter {dead_letter_id} waiting to be replayed")
+        replayed = 1
+    else:  # one that another operator replayed meanwhile is skipped
+        replayed = sum(jobs_.replay(letter.id) is not None for letter in jobs_.dead_letters(limit=10_000))
     click.echo(f"replayed {replayed} dead letter(s)")
 
 
