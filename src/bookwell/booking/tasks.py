@@ -83,9 +83,9 @@ class BookingSaga:
         booking = event.payload["object"]
         if booking["status"] != Status.PENDING or not booking["price"]["amount"]:
             return  # free: confirmed at once, nothing to charge
-        with self.booking_uow() as uow:
-            stored = uow.bookings.get(event.organization_id, booking["id"])  # the token is not in events
-        assert stored is not None
+        stored = service.get_booking(  # the card token is not in events
+            uow=self.booking_uow(readonly=True), organization_id=event.organization_id, booking_id=booking["id"]
+        )
         payment = self.payments.open(
             organization_id=event.organization_id,
             booking_id=stored.id,
