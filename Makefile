@@ -11,7 +11,7 @@ CODEGEN = $(BIN)/datamodel-codegen --input contracts/openapi/v1.yaml --input-fil
 	--disable-timestamp --custom-file-header-path contracts/generated-header.txt \
 	--type-overrides '{"Instant": "bookwell.contract.types.Instant"}'
 
-.PHONY: run test bench lint typecheck imports contract-models contract-check lock clean
+.PHONY: run test test-busy bench lint typecheck imports contract-models contract-check lock clean
 
 $(VENV)/.runtime: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ run: $(VENV)/.runtime  ## Migrate, then run api (http://$(HOST):$(PORT)), relay,
 
 test: $(VENV)/.dev lint typecheck imports contract-check  ## Every gate, then every test
 	$(BIN)/pytest
+
+test-busy: $(VENV)/.dev  ## The crash-safety and chaos tests, 3 rounds in a row, with every core busy with another process
+	$(BIN)/python -m tests.support.busy --rounds 3 -- $(BIN)/pytest -x tests/integration/backbone/test_crash_safety.py tests/integration/payments/test_chaos.py
 
 bench: $(VENV)/.dev  ## Benchmarks against local PostgreSQL and NATS (figures in docs/benchmarks.md)
 	$(BIN)/python bench/relay.py

@@ -7,6 +7,7 @@ other's messages, and removes them afterwards. Process output goes to files the 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import redis
 from kombu import Connection
 from nats.js.api import ConsumerConfig
 from nats.js.api import DeliverPolicy
@@ -150,23 +152,59 @@ class Backbone:
             time.sleep(0.2)
         raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{self.output()}")
 
-    def settled(self) -> bool:
-        """Every event sent and every delivery finished (done or dead)."""
+    def wait_for_drain(
+        self, remaining: Callable[[], int], what: str, *, quiet_s: float = 120, cap_s: float = 900
+    ) -> None:
+        """Wait until `remaining()` (the work still to do) is 0, for as long as the work goes down.
+
+        No guess at how fast this machine is: the allowed time follows the rate measured while
+        waiting. It fails when `remaining()` has not gone down for `quiet_s` (work stopped, not a
+        slow machine: a busy one still makes progress), or after `cap_s` in all."""
+        started = last_progress = time.monotonic()
+        first = lowest = remaining()
+        while lowest > 0:
+            now = time.monotonic()
+            if now - last_progress > quiet_s or now - started > cap_s:
+                rate = (first - lowest) / (now - started)
+                raise AssertionError(
+                    f"{what}: {lowest} of {first} still to do after {now - started:.0f}s "
+                    f"({rate:.1f}/s, none done in the last {now - last_progress:.0f}s)\n{self.output()}"
+                )
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise AssertionError(f"{name} exited with {process.returncode}\n{self.output()}")
+            time.sleep(0.5)
+            left = remaining()
+            if left < lowest:
+                lowest, last_progress = left, time.monotonic()
+
+    def unsettled(self) -> int:
+        """Events not sent yet plus deliveries not finished (neither done nor dead)."""
         with self.database.engine.connect() as connection:
             unsent = connection.execute(select(func.count()).where(outbox.c.sent_at.is_(None))).scalar_one()
             pending = connection.execute(select(func.count()).where(inbox.c.status == "pending")).scalar_one()
-        return unsent == 0 and pending == 0
+        return int(unsent + pending)
+
+    def settled(self) -> bool:
+        """Every event sent and every delivery finished (done or dead)."""
+        return self.unsettled() == 0
 
     def cleanup(self) -> None:
+        """End the processes and remove everything of this test's from the servers it shares with
+        other tests and runs: stream, queues, exchange, Redis keys and unacknowledged messages."""
         for name in list(self.processes):
             self.kill(name, signal.SIGKILL)
         if self.nats_url:
             asyncio.run(_delete_stream(self.nats_url, self.stream))
-        if not self.broker_url.startswith("filesystem://"):
+        queues = (self.queue, self.queue + ".periodic")
+        if self.broker_url.startswith("amqp"):
             with Connection(self.broker_url) as connection:
                 channel = connection.default_channel
-                for queue in (self.queue, self.queue + ".periodic"):
+                for queue in queues:
                     channel.queue_delete(queue)
+                channel.exchange_delete(self.queue)
+        elif self.broker_url.startswith("redis"):
+            _delete_redis_queues(self.broker_url, queues)
 
     def stream_messages(self) -> list[tuple[str, dict[str, str]]]:
         """(subject, headers) of every message in the test's stream, read from the start."""
@@ -193,6 +231,22 @@ def waiting_dead_letters(database: Database) -> list[Any]:
 def events(database: Database) -> list[Any]:
     with database.engine.connect() as connection:
         return list(connection.execute(select(outbox).order_by(outbox.c.seq)).all())
+
+
+def _delete_redis_queues(url: str, queues: tuple[str, ...]) -> None:
+    """kombu's keys for `queues` (lists, bindings) and their messages in the shared `unacked` hash."""
+    client = redis.Redis.from_url(url)
+    try:
+        keys = [key for queue in queues for key in client.scan_iter(match=f"*{queue}*")]
+        if keys:
+            client.delete(*keys)
+        for tag, raw in client.hscan_iter("unacked"):
+            _message, exchange, routing_key = json.loads(raw)
+            if exchange in queues or routing_key in queues:
+                client.hdel("unacked", tag)
+                client.zrem("unacked_index", tag)
+    finally:
+        client.close()
 
 
 async def _read_stream(url: str, stream: str, prefix: str) -> list[tuple[str, dict[str, str]]]:

@@ -73,6 +73,7 @@ def periodic_queue(settings: Settings) -> str:
     return settings.job_queue + ".periodic"
 
 
+_REDELIVERING_SCHEMES = frozenset({"amqp", "pyamqp", "redis", "rediss"})
 _HEADER = "bookwell_"  # request context travels in task headers named bookwell_<field>
 _CONTEXT = ("request_id", "traceparent")
 _MAX_ERROR = 2000
@@ -236,12 +237,16 @@ class DeliverJob(Job):
     def attempt_failed(self, connection: Connection, args: list[Any], next_attempt_at: datetime | None) -> None:
         delivery = Delivery(*args)
         if next_attempt_at is None:
-            move(connection, delivery, due_at=utcnow(), status=DEAD, was=PENDING)
+            move(connection, delivery, due_at=utcnow(), status=DEAD, was=PENDING, sent_at=None)
         else:
-            move(connection, delivery, due_at=next_attempt_at, status=PENDING, was=PENDING)
+            # The retry's job is sent after this commits; until a worker runs it, re-drive counts it
+            # as never sent once it is `stall_after_s` past its time.
+            move(connection, delivery, due_at=next_attempt_at, status=PENDING, was=PENDING, sent_at=None)
 
     def replaying(self, connection: Connection, args: list[Any]) -> None:
-        move(connection, Delivery(*args), due_at=utcnow(), status=PENDING, was=DEAD)
+        # The replay's job is sent before this transaction commits (`Jobs.replay`).
+        now = utcnow()
+        move(connection, Delivery(*args), due_at=now, status=PENDING, was=DEAD, sent_at=now)
 
 
 class Jobs:
@@ -304,17 +309,29 @@ class Jobs:
         headers = _headers(structlog.contextvars.get_contextvars() if context is None else context)
         self.celery.send_task(task, args=list(args), headers=headers, queue=self.settings.job_queue)
 
+    @property
+    def broker_redelivers(self) -> bool:
+        """Whether the broker gives a job whose worker died to another worker by itself: RabbitMQ
+        when the consumer's channel closes, Redis after its visibility timeout. The filesystem
+        broker hands a message over by deleting its file, so a dead worker's job is gone."""
+        return self.settings.broker_url.split("://", 1)[0] in _REDELIVERING_SCHEMES
+
     def redrive(self, limit: int = 500) -> int:
-        """Send again every delivery stalled past `stall_after_s`; the number sent."""
+        """Send again the deliveries `stall_after_s` past due whose job is lost (`stalled`); the
+        number sent. Each is sent before its row is marked sent and committed: a broker that
+        refuses leaves it to the next pass."""
         now = utcnow()
+        grace = timedelta(seconds=self.settings.stall_after_s)
         with self.database.engine.begin() as connection:
-            lost = stalled(connection, now, timedelta(seconds=self.settings.stall_after_s), limit)
-            for delivery, _ in lost:
-                move(connection, delivery, due_at=now, status=PENDING, was=PENDING)
-        for delivery, context in lost:
-            self.enqueue(delivery, context)
+            lost = stalled(connection, now, grace, limit, broker_redelivers=self.broker_redelivers)
+            for item in lost:
+                self.enqueue(item.delivery, item.context)
+                move(connection, item.delivery, due_at=now, status=PENDING, was=PENDING, sent_at=now)
         if lost:
-            log.warning("deliveries_redriven", count=len(lost))
+            sent = sum(item.was_sent for item in lost)
+            # never_sent: the relay or a retry died before the broker took the job; sent: the broker
+            # does not redeliver, and the job may have died with its worker.
+            log.warning("deliveries_redriven", count=len(lost), never_sent=len(lost) - sent, sent=sent, limit=limit)
         return len(lost)
 
     def dead_letters(self, *, include_replayed: bool = False, limit: int = 100) -> Sequence[DeadLetter]:
@@ -462,10 +479,23 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         config["task_default_exchange_type"] = "topic"
         config["task_default_routing_key"] = settings.job_queue
     elif scheme in {"redis", "rediss"}:
-        # An unacknowledged job (its worker died) returns to the queue after this long; the
-        # scheduler's re-drive of stalled deliveries usually gets there first.
-        config["broker_transport_options"] = {"visibility_timeout": 3600}
+        # An unacknowledged job (its worker died) returns to the queue after this long, so it must
+        # outlast the longest a live worker keeps a job unacknowledged: a retry's countdown (at most
+        # job_backoff_cap_s) plus a run (a saga step is bounded by its lease). ADR 0017.
+        # kombu looks for such jobs every unacked_restore_interval x unacked_restore_throttle
+        # seconds (100 s by its defaults): every 10 s here.
+        config["broker_transport_options"] = {
+            "visibility_timeout": redis_visibility_timeout_s(settings),
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
+        }
     return config
+
+
+def redis_visibility_timeout_s(settings: Settings) -> float:
+    """How long Redis waits for an acknowledgement before it gives a job to another worker: twice
+    the longest a live worker holds one (countdown plus run), and at least 30 s."""
+    return max(30.0, 2 * (settings.job_backoff_cap_s + settings.saga_lease_s))
 
 
 @signals.setup_logging.connect

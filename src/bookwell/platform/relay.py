@@ -8,8 +8,9 @@ One pass (`relay_once`) is one transaction on PostgreSQL:
    row published again after a crash is dropped by the stream's duplicate window);
 3. write a pending inbox row per subscribed handler;
 4. stamp positions (serialized to commit, see `outbox`) and `sent_at`; commit;
-5. enqueue a job per inbox row. A job lost here (a crash, a broker down) leaves its inbox row
-   pending, and the scheduler re-drives it.
+5. enqueue a job per inbox row, then stamp `sent_at` on the rows the broker accepted. A job lost
+   here (a crash, a broker down) leaves its inbox row pending and unsent, and the scheduler
+   re-drives it; a job sent but not yet stamped (a crash in between) is sent once more.
 A failure before the commit rolls everything back: the rows stay unsent and the next pass retries.
 SQLite allows one relay (`single_relay_lock`), which claims in a read transaction and takes the
 database's single writer lock only for steps 3-4, never while JetStream answers.
@@ -50,6 +51,7 @@ from bookwell.platform.outbox import logged_event
 from bookwell.platform.outbox import outbox
 from bookwell.platform.subscriptions import Delivery
 from bookwell.platform.subscriptions import Subscriptions
+from bookwell.platform.subscriptions import mark_sent
 from bookwell.platform.subscriptions import record_deliveries
 
 log = structlog.get_logger("bookwell.relay")
@@ -115,11 +117,16 @@ class Relay:
         if deliveries is None:
             return 0
         claimed, jobs = deliveries
+        sent = []
         for delivery, headers in jobs:
             try:
                 self.enqueue(delivery, headers)
+                sent.append(delivery)
             except Exception:
                 log.warning("enqueue_failed", event_id=delivery.event_id, handler=delivery.handler, exc_info=True)
+        if sent:
+            with self.database.engine.begin() as connection:
+                mark_sent(connection, sent, utcnow())
         log.debug("relayed", events=claimed, jobs=len(jobs))
         return claimed
 

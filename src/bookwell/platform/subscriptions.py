@@ -2,8 +2,14 @@
 
 A handler is registered by name for event types. When the relay delivers an event it writes one
 `inbox` row per handler (pending) in the transaction that marks the event sent, then enqueues a job
-per row. The job runs the handler and marks the row done in one transaction, so a redelivered or
-re-driven job finds the row done and runs nothing: effects in the database happen exactly once.
+per row, and stamps `sent_at` on the rows whose job the broker accepted. The job runs the handler
+and marks the row done in one transaction, so a redelivered or re-driven job finds the row done and
+runs nothing: effects in the database happen exactly once.
+
+Re-drive (`stalled`) sends again only what is lost, never what waits in the broker behind a
+backlog: a pending row past its due time whose job never reached the broker (`sent_at` is NULL),
+or, on a broker that does not redeliver a dead worker's job, one that may have died with its
+worker; on PostgreSQL a row a worker is running right now is locked, and skipped (ADR 0017).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
+from typing import NamedTuple
 
 from sqlalchemy import CheckConstraint
 from sqlalchemy import Column
@@ -26,6 +33,7 @@ from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import text
+from sqlalchemy import tuple_
 from sqlalchemy import update
 
 from bookwell.platform.db import UtcDateTime
@@ -45,6 +53,9 @@ inbox = Table(
     Column("due_at", UtcDateTime, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("completed_at", UtcDateTime),
+    # When the broker last accepted this delivery's job; NULL while no job of it is known to be there
+    # (not sent yet, its send failed, or a retry's send is not confirmed).
+    Column("sent_at", UtcDateTime),
     CheckConstraint("status IN ('pending', 'done', 'dead')", name="status"),
     Index(
         "ix_inbox_pending_due_at",
@@ -108,34 +119,69 @@ def record_deliveries(connection: Connection, deliveries: Sequence[Delivery], no
         connection.execute(sqlite_insert(inbox).on_conflict_do_nothing(), rows)
 
 
+def mark_sent(connection: Connection, deliveries: Sequence[Delivery], now: datetime) -> None:
+    """Record that the broker accepted the jobs of `deliveries`, on the rows still pending. A row a
+    worker is running already is skipped, not waited for (PostgreSQL): its job evidently arrived,
+    and its run settles the row either way."""
+    if not deliveries:
+        return
+    keys = tuple_(inbox.c.event_id, inbox.c.handler)
+    waiting = (
+        select(inbox.c.event_id, inbox.c.handler)
+        .where(keys.in_([(d.event_id, d.handler) for d in deliveries]), inbox.c.status == PENDING)
+        .with_for_update(skip_locked=True)
+    )
+    connection.execute(update(inbox).where(keys.in_(waiting)).values(sent_at=now))
+
+
+class Lost(NamedTuple):
+    """A delivery whose job is lost, with the request context of its event."""
+
+    delivery: Delivery
+    context: dict[str, str]
+    was_sent: bool  # False: its job never reached the broker
+
+
 def stalled(
-    connection: Connection, now: datetime, grace: timedelta, limit: int
-) -> list[tuple[Delivery, dict[str, str]]]:
-    """Pending deliveries whose run should have started `grace` ago (their job was lost, or never
-    sent), each with the request context of its event."""
-    rows = connection.execute(
-        select(inbox.c.event_id, inbox.c.handler, outbox.c.request_id, outbox.c.traceparent)
+    connection: Connection, now: datetime, grace: timedelta, limit: int, *, broker_redelivers: bool
+) -> list[Lost]:
+    """Pending deliveries `grace` past due whose job is lost, locked until the transaction ends
+    (PostgreSQL skips the rows a worker is running).
+
+    Lost: the job never reached the broker; or, where the broker does not redeliver the job of a
+    worker that died (`broker_redelivers` False), it was sent and may have died with that worker.
+    A job sent to a broker that redelivers is the broker's until it is acknowledged, however long
+    it waits in the queue."""
+    query = (
+        select(inbox.c.event_id, inbox.c.handler, inbox.c.sent_at, outbox.c.request_id, outbox.c.traceparent)
         .join(outbox, outbox.c.id == inbox.c.event_id)
         .where(inbox.c.status == PENDING, inbox.c.due_at < now - grace)
         .order_by(inbox.c.due_at)
         .limit(limit)
-    ).all()
+        .with_for_update(of=inbox, skip_locked=True)
+    )
+    if broker_redelivers:
+        query = query.where(inbox.c.sent_at.is_(None))
     return [
-        (
+        Lost(
             Delivery(row.event_id, row.handler),
             {key: value for key in ("request_id", "traceparent") if (value := row._mapping[key])},
+            row.sent_at is not None,
         )
-        for row in rows
+        for row in connection.execute(query)
     ]
 
 
-def move(connection: Connection, delivery: Delivery, *, due_at: datetime, status: str, was: str) -> None:
-    """Set a delivery's next run and status, only if it is still `was`: a retry or re-drive moves a
-    pending one, the last failure makes a pending one dead, a replay makes a dead one pending."""
+def move(
+    connection: Connection, delivery: Delivery, *, due_at: datetime, status: str, was: str, sent_at: datetime | None
+) -> None:
+    """Set a delivery's next run, status and the time its job reached the broker, only if it is
+    still `was`: a retry or re-drive moves a pending one, the last failure makes a pending one dead,
+    a replay makes a dead one pending."""
     connection.execute(
         update(inbox)
         .where(inbox.c.event_id == delivery.event_id, inbox.c.handler == delivery.handler, inbox.c.status == was)
-        .values(status=status, due_at=due_at)
+        .values(status=status, due_at=due_at, sent_at=sent_at)
     )
 
 

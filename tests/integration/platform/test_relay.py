@@ -115,9 +115,10 @@ def test_a_lost_enqueue_leaves_the_delivery_pending_until_it_is_redriven(databas
     recorder.fail_enqueue = True
     assert Relay(database, subscriptions(), recorder.enqueue, recorder).relay_once() == 1
     with database.engine.connect() as connection:
-        assert stalled(connection, utcnow(), timedelta(seconds=60), 10) == []
+        assert stalled(connection, utcnow(), timedelta(seconds=60), 10, broker_redelivers=True) == []
         later = utcnow() + timedelta(seconds=61)
-        assert [d.handler for d, _ in stalled(connection, later, timedelta(seconds=60), 10)] == ["audit"]
+        lost = stalled(connection, later, timedelta(seconds=60), 10, broker_redelivers=True)
+        assert [(item.delivery.handler, item.was_sent) for item in lost] == [("audit", False)]
 
 
 def test_a_late_commit_is_positioned_after_what_was_delivered_before_it(database: Database) -> None:
