@@ -17,6 +17,7 @@ from bookwell.identity import api as identity_api
 from bookwell.identity import facade as identity_facade
 from bookwell.payments import api as payments_api
 from bookwell.payments.facade import CHARGING_SAGA
+from bookwell.platform.http import body
 from bookwell.platform.http import context
 from bookwell.platform.http import operations
 from bookwell.platform.http import pagination
@@ -40,11 +41,12 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     configure_logging(settings.log_level)
 
     app = Flask("bookwell", static_folder=None)
-    app.config.update(MAX_CONTENT_LENGTH=MAX_BODY_BYTES, JSON_SORT_KEYS=False)
+    app.config.update(JSON_SORT_KEYS=False)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["bookwell.container"] = container
 
     context.init_app(app)
+    body.init_app(app, MAX_BODY_BYTES)
     problems.init_app(app)
     pagination.init_app(app, settings.secret_key)
     operations.init_app(app)

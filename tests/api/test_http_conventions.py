@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 from flask import Flask
+from werkzeug.test import TestResponse
 
 from bookwell.app import create_app
 from bookwell.catalog import service as catalog_service
@@ -31,6 +33,26 @@ def test_wrong_method_is_405_with_allow(api: Api) -> None:
 def test_body_over_64_kib_is_413(api: Api) -> None:
     body = json.dumps(RESOURCE | {"description": "x" * (65 * 1024)})
     problem(api.post("/v1/resources", data=body, content_type="application/json"), 413, "payload_too_large")
+
+
+def chunked(api: Api, path: str, body: bytes, key: str) -> TestResponse:
+    """POST `body` framed as a server hands over a chunked one: no length, the stream ends with it."""
+    return api.post(
+        path,
+        input_stream=io.BytesIO(body),
+        headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked", "Idempotency-Key": key},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+
+def test_a_chunked_body_over_64_kib_is_413_and_leaves_its_key_unused(api: Api) -> None:
+    large = json.dumps({"name": "x" * (65 * 1024), "scopes": ["events:read"]}).encode()
+    problem(chunked(api, "/v1/api-keys", large, "chunked-1"), 413, "payload_too_large")
+    small = json.dumps({"name": "small", "scopes": ["events:read"]}).encode()
+    created = chunked(api, "/v1/api-keys", small, "chunked-1")
+    assert created.status_code == 201, created.get_data(as_text=True)
+    assert created.get_json()["name"] == "small"
+    assert "Idempotent-Replayed" not in created.headers
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])

@@ -103,3 +103,14 @@ def test_another_organizations_key_is_404(api: Api, make_org: Any) -> None:
     problem(api.delete("/v1/api-keys/key_00000000000000000000000000"), 404, "api_key_not_found")
     assert theirs["id"] not in [k["id"] for k in api.get("/v1/api-keys").get_json()["data"]]
     assert other.as_(theirs["secret"]).get("/v1/resources").status_code == 200
+
+
+@pytest.mark.parametrize("wanted", [["bookings:write"], ["payments:refund"], ["api_keys:manage", "webhooks:manage"]])
+def test_a_key_cannot_mint_a_key_with_a_scope_it_lacks(api: Api, wanted: list[str]) -> None:
+    manager = new_key(api, ["api_keys:manage"], name="manager")
+    refused = api.as_(manager["secret"]).post("/v1/api-keys", json={"name": "escalated", "scopes": wanted})
+    body = problem(refused, 403, "insufficient_scope")
+    assert body["errors"][0]["pointer"] == "/scopes"
+    assert "escalated" not in [k["name"] for k in api.get("/v1/api-keys").get_json()["data"]], "no key was made"
+    same = api.as_(manager["secret"]).post("/v1/api-keys", json={"name": "peer", "scopes": ["api_keys:manage"]})
+    assert same.status_code == 201

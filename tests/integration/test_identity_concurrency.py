@@ -11,9 +11,16 @@ from sqlalchemy import Connection
 from bookwell.identity import service
 from bookwell.identity.adapters.sql import SqlApiKeyRepository
 from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
+from bookwell.identity.domain import SCOPES
 from bookwell.identity.domain import LastManagingKey
 from bookwell.platform.db import Database
 from bookwell.platform.kernel.pages import PageRequest
+from bookwell.platform.kernel.principal import Principal
+
+
+def owner(organization_id: str) -> Principal:
+    """A caller with every scope in `organization_id`, as an organization's first key is."""
+    return Principal(organization_id=organization_id, credential_id="key_first", scopes=SCOPES)
 
 
 class CountThenWait(SqlApiKeyRepository):
@@ -43,7 +50,10 @@ def test_two_simultaneous_revocations_of_the_last_two_managing_keys(database: Da
     organization, _ = service.create_organization(uow=uow(), name="Acme")
     keys = [
         service.create_api_key(
-            uow=uow(), organization_id=organization.id, name=f"k{n}", scopes=frozenset({"api_keys:manage"})
+            uow=uow(),
+            granted_by=owner(organization.id),
+            name=f"k{n}",
+            scopes=frozenset({"api_keys:manage"}),
         )[0]
         for n in range(2)
     ]

@@ -89,7 +89,10 @@ class ApiKey(BaseModel):
 
 
 class ApiKeyWithSecret(ApiKey):
-    secret: str = Field(..., description="The whole bearer token. Shown once.")
+    secret: str | None = Field(
+        ...,
+        description="The whole bearer token, shown once, in the first answer; null in an idempotent replay of it (the secret is never stored, not even for replays).",
+    )
 
 
 class ApiKeyList(BaseModel):

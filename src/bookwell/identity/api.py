@@ -10,6 +10,7 @@ from bookwell.identity.ports import IdentityUnitOfWork
 from bookwell.platform.http.contract import Call
 from bookwell.platform.http.contract import Dependency
 from bookwell.platform.http.contract import Views
+from bookwell.platform.http.idempotency import shown_once
 from bookwell.platform.http.pagination import page_request
 from bookwell.platform.http.pagination import page_response
 
@@ -27,12 +28,12 @@ def get_organization(call: Call) -> Response:
 def create_api_key(call: Call) -> tuple[Response, int, dict[str, str]]:
     key, token = service.create_api_key(
         uow=uow(),
-        organization_id=call.organization_id,
+        granted_by=call.caller,
         name=call.body.name,
         scopes=frozenset(scope.value for scope in call.body.scopes),
     )
     return (
-        jsonify(key.snapshot() | {"secret": token}),
+        shown_once(jsonify(key.snapshot() | {"secret": token}), "secret"),
         201,
         {"Location": f"/v1/api-keys/{key.id}"},
     )

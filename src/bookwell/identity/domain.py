@@ -14,6 +14,7 @@ from typing import Any
 from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.errors import Conflict
 from bookwell.platform.kernel.errors import FieldError
+from bookwell.platform.kernel.errors import Forbidden
 from bookwell.platform.kernel.errors import InvalidInput
 from bookwell.platform.kernel.errors import NotFound
 from bookwell.platform.kernel.ids import new_id
@@ -45,6 +46,11 @@ class OrganizationNotFound(NotFound):
 
 class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
+
+
+class ScopeEscalation(Forbidden):
+    code = "insufficient_scope"
+    title = "Forbidden"
 
 
 class LastManagingKey(Conflict):
@@ -151,14 +157,28 @@ def create_organization(name: str, now: datetime) -> Organization:
     return Organization(id=new_id("org"), name=_clean_name(name), created_at=now)
 
 
-def issue_api_key(*, organization_id: str, name: str, scopes: frozenset[str], now: datetime) -> tuple[ApiKey, str]:
-    """A new key and its token, `bw_<prefix>_<secret>`; the token exists only in this return value."""
+def issue_api_key(
+    *, organization_id: str, name: str, scopes: frozenset[str], now: datetime, granted_by: Principal | None
+) -> tuple[ApiKey, str]:
+    """A new key and its token, `bw_<prefix>_<secret>`; the token exists only in this return value.
+
+    `granted_by` is the credential asking (None only for an organization's first key, made by an
+    operator): it may grant only scopes it holds itself, and only in its own organization."""
     unknown = scopes - SCOPES
     if unknown or not scopes:
         raise InvalidInput(
             "Unknown or missing scopes.",
             errors=(FieldError("/scopes", "unknown or empty"),),
         )
+    if granted_by is not None:
+        if granted_by.organization_id != organization_id:
+            raise ScopeEscalation("A credential can make keys only in its own organization.")
+        beyond = scopes - granted_by.scopes
+        if beyond:
+            raise ScopeEscalation(
+                f"A key can be given only scopes its maker holds; this credential lacks {', '.join(sorted(beyond))}.",
+                errors=(FieldError("/scopes", f"beyond the credential's own: {', '.join(sorted(beyond))}"),),
+            )
     prefix, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
     key = ApiKey(
         id=new_id("key"),

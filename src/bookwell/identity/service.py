@@ -24,7 +24,9 @@ def create_organization(*, uow: IdentityUnitOfWork, name: str) -> tuple[Organiza
     """A new organization and its first API key, holding every scope; returns the key's token."""
     now = utcnow()
     organization = new_organization(name, now)
-    key, token = issue_api_key(organization_id=organization.id, name="initial key", scopes=SCOPES, now=now)
+    key, token = issue_api_key(
+        organization_id=organization.id, name="initial key", scopes=SCOPES, now=now, granted_by=None
+    )
     with uow:
         uow.organizations.add(organization)
         uow.api_keys.add(key)
@@ -42,10 +44,13 @@ def get_organization(*, uow: IdentityUnitOfWork, organization_id: str) -> Organi
 
 
 def create_api_key(
-    *, uow: IdentityUnitOfWork, organization_id: str, name: str, scopes: frozenset[str]
+    *, uow: IdentityUnitOfWork, granted_by: Principal, name: str, scopes: frozenset[str]
 ) -> tuple[ApiKey, str]:
-    """A new key for the organization; the token is returned once and never stored."""
-    key, token = issue_api_key(organization_id=organization_id, name=name, scopes=scopes, now=utcnow())
+    """A new key in the caller's organization, with no scope the caller lacks; the token is
+    returned once and never stored."""
+    key, token = issue_api_key(
+        organization_id=granted_by.organization_id, name=name, scopes=scopes, now=utcnow(), granted_by=granted_by
+    )
     with uow:
         uow.api_keys.add(key)
         uow.commit()

@@ -27,9 +27,6 @@ from bookwell.platform.db import Database
 from bookwell.platform.db import UtcDateTime
 from bookwell.platform.db import metadata
 
-# A claim older than this is taken to belong to a process that died mid-request. Its effect
-# never committed (the answer commits with it), so running the request again is safe.
-CLAIM_LEASE = timedelta(seconds=60)
 RETENTION = timedelta(hours=24)
 
 idempotency_keys = Table(
@@ -71,6 +68,7 @@ class ClaimResult:
     claim: Claim
     stored: StoredResponse | None = None  # set when the identical request already completed
     lease: datetime | None = None  # set when the key is this request's: proof of ownership for later
+    busy_until: datetime | None = None  # set when IN_USE: when the running request's claim lapses
 
 
 class IdempotencyStore:
@@ -78,11 +76,16 @@ class IdempotencyStore:
 
     def __init__(self, database: Database) -> None:
         self.database = database
+        # A claim this old belongs to a request that died mid-way (its process was killed): its
+        # effect never committed (the answer commits with it), so the key may run again. A live
+        # request is bounded by its statements' timeouts; one that outlives its claim loses it, and
+        # its effect rolls back (`complete` answers False), so the lease can be short.
+        self.claim_lease = timedelta(seconds=max(5.0, 2 * database.settings.db_statement_timeout_ms / 1000))
 
     def claim(self, organization_id: str, key: str, fingerprint: str, now: datetime) -> ClaimResult:
         """Take the key for this request (in a transaction of its own, so racing duplicates see it)."""
         with self.database.engine.connect() as connection, connection.begin():
-            lease = now + CLAIM_LEASE
+            lease = now + self.claim_lease
             if self._insert_claim(
                 connection, organization_id=organization_id, key=key, fingerprint=fingerprint, now=now, lease=lease
             ):
@@ -98,7 +101,7 @@ class IdempotencyStore:
                 stored = StoredResponse(row.response_status, dict(row.response_headers), bytes(row.response_body))
                 return ClaimResult(Claim.RUN, stored)
             if row.locked_until > now:
-                return ClaimResult(Claim.IN_USE)
+                return ClaimResult(Claim.IN_USE, busy_until=row.locked_until)
             connection.execute(self._where(organization_id, key).values(locked_until=lease))
             return ClaimResult(Claim.RUN, lease=lease)
 

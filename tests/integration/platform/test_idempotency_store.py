@@ -9,7 +9,6 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from bookwell.platform.db import Database
-from bookwell.platform.idempotency import CLAIM_LEASE
 from bookwell.platform.idempotency import Claim
 from bookwell.platform.idempotency import IdempotencyStore
 from bookwell.platform.idempotency import StoredResponse
@@ -22,7 +21,7 @@ def test_a_taken_over_claim_can_be_neither_completed_nor_released_by_its_first_o
     store = IdempotencyStore(database)
     start = utcnow()
     first = store.claim("org_a", "k", "fp", start)
-    later = start + CLAIM_LEASE + timedelta(seconds=1)  # the first request outlived its lease
+    later = start + store.claim_lease + timedelta(seconds=1)  # the first request outlived its lease
     second = store.claim("org_a", "k", "fp", later)
     assert (first.claim, second.claim) == (Claim.RUN, Claim.RUN)
     assert first.lease is not None

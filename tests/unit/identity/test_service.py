@@ -10,11 +10,18 @@ from bookwell.identity import service
 from bookwell.identity.domain import SCOPES
 from bookwell.identity.domain import ApiKeyNotFound
 from bookwell.identity.domain import LastManagingKey
+from bookwell.identity.domain import ScopeEscalation
 from bookwell.identity.domain import hash_secret
 from bookwell.identity.domain import parse_token
 from bookwell.platform.kernel.errors import InvalidInput
 from bookwell.platform.kernel.pages import PageRequest
+from bookwell.platform.kernel.principal import Principal
 from tests.unit.fakes import FakeIdentityUnitOfWork
+
+
+def owner(organization_id: str) -> Principal:
+    """A caller with every scope in `organization_id`, as an organization's first key is."""
+    return Principal(organization_id=organization_id, credential_id="key_first", scopes=SCOPES)
 
 
 def test_an_organization_comes_with_one_key_holding_every_scope() -> None:
@@ -48,7 +55,7 @@ def test_a_revoked_key_stops_authenticating() -> None:
     uow = FakeIdentityUnitOfWork()
     organization, admin = service.create_organization(uow=uow, name="Acme")
     key, token = service.create_api_key(
-        uow=uow, organization_id=organization.id, name="ci", scopes=frozenset({"events:read"})
+        uow=uow, granted_by=owner(organization.id), name="ci", scopes=frozenset({"events:read"})
     )
     service.revoke_api_key(uow=uow, organization_id=organization.id, api_key_id=key.id)
     assert service.authenticate(uow=uow, token=token) is None
@@ -90,7 +97,7 @@ def test_keys_are_scoped_to_their_organization() -> None:
     uow = FakeIdentityUnitOfWork()
     acme, _ = service.create_organization(uow=uow, name="Acme")
     other, _ = service.create_organization(uow=uow, name="Other")
-    key, _ = service.create_api_key(uow=uow, organization_id=acme.id, name="k", scopes=frozenset({"events:read"}))
+    key, _ = service.create_api_key(uow=uow, granted_by=owner(acme.id), name="k", scopes=frozenset({"events:read"}))
     with pytest.raises(ApiKeyNotFound):
         service.revoke_api_key(uow=uow, organization_id=other.id, api_key_id=key.id)
 
@@ -99,4 +106,19 @@ def test_unknown_scopes_are_refused() -> None:
     uow = FakeIdentityUnitOfWork()
     organization, _ = service.create_organization(uow=uow, name="Acme")
     with pytest.raises(InvalidInput):
-        service.create_api_key(uow=uow, organization_id=organization.id, name="k", scopes=frozenset({"admin"}))
+        service.create_api_key(uow=uow, granted_by=owner(organization.id), name="k", scopes=frozenset({"admin"}))
+
+
+def test_a_key_can_grant_only_scopes_it_holds() -> None:
+    uow = FakeIdentityUnitOfWork()
+    organization, _ = service.create_organization(uow=uow, name="Acme")
+    manager = Principal(organization_id=organization.id, credential_id="key_m", scopes=frozenset({"api_keys:manage"}))
+    keys_before = len(uow.state["api_keys"])
+    for wanted in ({"bookings:write"}, {"payments:refund", "api_keys:manage"}, SCOPES):
+        with pytest.raises(ScopeEscalation) as refused:
+            service.create_api_key(uow=uow, granted_by=manager, name="k", scopes=frozenset(wanted))
+        assert refused.value.code == "insufficient_scope"
+    assert len(uow.state["api_keys"]) == keys_before, "a refused key is not stored"
+    key, _ = service.create_api_key(uow=uow, granted_by=manager, name="k", scopes=frozenset({"api_keys:manage"}))
+    assert key.scopes == {"api_keys:manage"}
+    assert key.organization_id == organization.id

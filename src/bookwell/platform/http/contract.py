@@ -77,11 +77,16 @@ class Call:
     path: Mapping[str, str] = field(default_factory=dict)
 
     @property
+    def caller(self) -> Principal:
+        """The authenticated caller (only on secured operations)."""
+        if self.principal is None:
+            raise RuntimeError(f"{self.operation.operation_id} is public: it has no caller")
+        return self.principal
+
+    @property
     def organization_id(self) -> str:
         """The caller's organization (only on secured operations)."""
-        if self.principal is None:
-            raise RuntimeError(f"{self.operation.operation_id} is public: it has no organization")
-        return self.principal.organization_id
+        return self.caller.organization_id
 
 
 View = Callable[[Call], ResponseReturnValue]

@@ -5,12 +5,16 @@ The claim commits on its own first, so an identical request racing this one sees
 unit of work joins; a success is stored in that same transaction, so the answer and the
 effect commit together or not at all. A 4xx is stored after the (rolled back) transaction;
 a 5xx or a 409 that says to retry is not stored, and the key is released for the retry.
+
+An answer that carries a secret (a new API key's token) marks its fields `shown_once`: the stored
+copy, and so every replay, has null in their place. A credential never rests in this table (ADR 0018).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -29,6 +33,14 @@ from bookwell.platform.kernel.clock import utcnow
 HEADER = "Idempotency-Key"
 _VALID_KEY = re.compile(r"^[\x20-\x7E]{1,255}$")
 _NOT_STORED_HEADERS = frozenset({"x-request-id", "content-length", "date", "set-cookie"})
+_SHOWN_ONCE = "bookwell_shown_once"  # the attribute on a Response naming its secret fields
+
+
+def shown_once(response: Response, *fields: str) -> Response:
+    """Mark top-level fields of a JSON answer as secrets shown once: the stored answer that replays
+    it has null in their place."""
+    setattr(response, _SHOWN_ONCE, fields)
+    return response
 
 
 def requested_key(required: bool) -> str | None:
@@ -66,7 +78,12 @@ def _fingerprint() -> str:
 
 def _stored(response: Response) -> StoredResponse:
     headers = {k: v for k, v in response.headers.items() if k.lower() not in _NOT_STORED_HEADERS}
-    return StoredResponse(response.status_code, headers, response.get_data())
+    body = response.get_data()
+    secrets: tuple[str, ...] = getattr(response, _SHOWN_ONCE, ())
+    if secrets:
+        shown = json.loads(body)
+        body = json.dumps(shown | dict.fromkeys(secrets)).encode()
+    return StoredResponse(response.status_code, headers, body)
 
 
 def _storable(response: Response) -> bool:
@@ -80,13 +97,15 @@ def _replay(stored: StoredResponse) -> Response:
     return response
 
 
-def _in_use() -> HttpProblem:
+def _in_use(retry_after_s: int) -> HttpProblem:
+    """409: the key's request is running. `Retry-After` is when its claim lapses at the latest: by
+    then it has answered (a retry gets its answer), or it died and the key is free again."""
     return HttpProblem(
         409,
         "idempotency_key_in_use",
         "Idempotency key in use",
-        "A request with this key is still being processed; retry shortly.",
-        headers={"Retry-After": "1"},
+        f"A request with this key is still being processed; retry within {retry_after_s} s.",
+        headers={"Retry-After": str(retry_after_s)},
     )
 
 
@@ -103,7 +122,8 @@ class Idempotency:
         if claimed.stored is not None:
             return _replay(claimed.stored)
         if claimed.claim is Claim.IN_USE:
-            raise _in_use()
+            assert claimed.busy_until is not None  # an IN_USE claim says until when
+            raise _in_use(max(1, math.ceil((claimed.busy_until - utcnow()).total_seconds())))
         if claimed.claim is Claim.REUSED:
             raise HttpProblem(
                 422, "idempotency_key_reused", "Idempotency key reused", "This key was used for a different request."
@@ -152,6 +172,6 @@ class Idempotency:
                 )
                 if not stored:
                     # This request outlived its lease and another took the key over: keep no effect.
-                    raise _in_use()
+                    raise _in_use(1)
                 connection.commit()
             return response

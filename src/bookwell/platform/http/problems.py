@@ -19,6 +19,7 @@ from bookwell.platform.kernel.errors import FieldError
 
 PROBLEM_BASE = "https://bookwell.dev/problems/"
 STATUS_BY_KIND = {
+    ErrorKind.FORBIDDEN: 403,
     ErrorKind.NOT_FOUND: 404,
     ErrorKind.CONFLICT: 409,
     ErrorKind.PRECONDITION_FAILED: 412,

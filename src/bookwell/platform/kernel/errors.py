@@ -10,6 +10,7 @@ class ErrorKind(enum.Enum):
     """What went wrong, in words the HTTP layer turns into a status code."""
 
     INVALID = "invalid"  # 422
+    FORBIDDEN = "forbidden"  # 403
     NOT_FOUND = "not_found"  # 404
     CONFLICT = "conflict"  # 409
     PRECONDITION_FAILED = "precondition_failed"  # 412
@@ -44,6 +45,14 @@ class InvalidInput(DomainError):
     kind = ErrorKind.INVALID
     code = "validation_failed"
     title = "Validation failed"
+
+
+class Forbidden(DomainError):
+    """The caller is who it says, but may not do this."""
+
+    kind = ErrorKind.FORBIDDEN
+    code = "forbidden"
+    title = "Forbidden"
 
 
 class NotFound(DomainError):

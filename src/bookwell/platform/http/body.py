@@ -1,0 +1,33 @@
+"""The request body's size limit, whatever its framing.
+
+With `Content-Length`, Werkzeug refuses a body over `MAX_CONTENT_LENGTH` (413). A chunked body has
+no length up front, and Werkzeug stops reading it at the limit without saying so: the view would
+see the first 64 KiB of a larger body (and answer `malformed_json`). Here a chunked body is read
+once, up to one byte past the limit: over it is 413 `payload_too_large`, before any view or
+idempotency key sees the request; within it, the request continues with that body and its length.
+"""
+
+from __future__ import annotations
+
+import io
+
+from flask import Flask
+from flask import request
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.wsgi import get_content_length
+
+
+def init_app(app: Flask, max_bytes: int) -> None:
+    """Refuse any body over `max_bytes` with 413, chunked or not."""
+    app.config["MAX_CONTENT_LENGTH"] = max_bytes
+
+    @app.before_request
+    def _bound_chunked_body() -> None:
+        environ = request.environ
+        if get_content_length(environ) is not None or not environ.get("wsgi.input_terminated"):
+            return  # a declared length (Werkzeug enforces it), or no body a server says it framed
+        body = environ["wsgi.input"].read(max_bytes + 1)
+        if len(body) > max_bytes:
+            raise RequestEntityTooLarge(f"The body is larger than {max_bytes} bytes.")
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))

@@ -1,0 +1,62 @@
+"""No credential rests anywhere: after a tour (a key minted with an Idempotency-Key and replayed, a
+resource, a paid booking confirmed by its saga, a cancellation refunded, every event delivered),
+no table holds a minted secret, and neither do the logs. Both databases."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from bookwell.identity import service as identity_service
+from bookwell.platform.db import metadata
+from tests.api.conftest import Api
+from tests.integration.payments.test_booking_saga import System
+from tests.integration.payments.test_booking_saga import system  # noqa: F401 - the fixture
+
+
+def secret_of(token: str) -> str:
+    """The part of `bw_<prefix>_<secret>` that proves the key (the prefix is public)."""
+    return token.rsplit("_", 1)[1]
+
+
+def test_no_table_and_no_log_line_holds_a_minted_secret(system: System, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    container = system.container
+    _, first = identity_service.create_organization(uow=container.identity_uow(), name="Tour")
+    api = Api(system.api.client, first)
+    minted = api.post(
+        "/v1/api-keys",
+        json={"name": "partner", "scopes": ["resources:write", "resources:read", "bookings:write", "bookings:read"]},
+        headers={"Idempotency-Key": "mint-1"},
+    )
+    assert minted.status_code == 201, minted.get_data(as_text=True)
+    token = minted.get_json()["secret"]
+    replayed = api.post(
+        "/v1/api-keys",
+        json={"name": "partner", "scopes": ["resources:write", "resources:read", "bookings:write", "bookings:read"]},
+        headers={"Idempotency-Key": "mint-1"},
+    )
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.get_json()["secret"] is None, "a replay shows no secret"
+    assert replayed.get_json()["id"] == minted.get_json()["id"]
+
+    partner = System(Api(system.api.client, token), container)
+    booking = partner.book("tok_ok")
+    partner.drive()
+    assert partner.booking(booking["id"])["status"] == "confirmed"
+    cancelled = partner.api.post(
+        f"/v1/bookings/{booking['id']}/cancel", json={"reason": "rain"}, headers={"Idempotency-Key": "cancel-1"}
+    )
+    assert cancelled.status_code == 200, cancelled.get_data(as_text=True)
+    partner.drive()
+
+    secrets = {secret_of(token), secret_of(first)}
+    with container.database.engine.connect() as connection:
+        for table in metadata.sorted_tables:
+            for row in connection.execute(select(table)):
+                stored = " ".join(
+                    value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value) for value in row
+                )
+                assert not any(secret in stored for secret in secrets), f"a secret rests in {table.name}"
+    logged = capsys.readouterr()
+    assert logged.out or logged.err, "the tour logged something to look through"
+    assert not any(secret in logged.out + logged.err for secret in secrets), "a secret was logged"
