@@ -155,28 +155,13 @@ class Backbone:
     def wait_for_drain(
         self, remaining: Callable[[], int], what: str, *, quiet_s: float = 120, cap_s: float = 900
     ) -> None:
-        """Wait until `remaining()` (the work still to do) is 0, for as long as the work goes down.
+        """`wait_for_drain`, failing also when a process exits, with every process's output."""
+        wait_for_drain(remaining, what, check=self._all_running, output=self.output, quiet_s=quiet_s, cap_s=cap_s)
 
-        No guess at how fast this machine is: the allowed time follows the rate measured while
-        waiting. It fails when `remaining()` has not gone down for `quiet_s` (work stopped, not a
-        slow machine: a busy one still makes progress), or after `cap_s` in all."""
-        started = last_progress = time.monotonic()
-        first = lowest = remaining()
-        while lowest > 0:
-            now = time.monotonic()
-            if now - last_progress > quiet_s or now - started > cap_s:
-                rate = (first - lowest) / (now - started)
-                raise AssertionError(
-                    f"{what}: {lowest} of {first} still to do after {now - started:.0f}s "
-                    f"({rate:.1f}/s, none done in the last {now - last_progress:.0f}s)\n{self.output()}"
-                )
-            for name, process in self.processes.items():
-                if process.poll() is not None:
-                    raise AssertionError(f"{name} exited with {process.returncode}\n{self.output()}")
-            time.sleep(0.5)
-            left = remaining()
-            if left < lowest:
-                lowest, last_progress = left, time.monotonic()
+    def _all_running(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                raise AssertionError(f"{name} exited with {process.returncode}\n{self.output()}")
 
     def unsettled(self) -> int:
         """Events not sent yet plus deliveries not finished (neither done nor dead)."""
@@ -210,6 +195,38 @@ class Backbone:
         """(subject, headers) of every message in the test's stream, read from the start."""
         assert self.nats_url is not None
         return asyncio.run(_read_stream(self.nats_url, self.stream, self.subject_prefix))
+
+
+def wait_for_drain(
+    remaining: Callable[[], int],
+    what: str,
+    *,
+    check: Callable[[], None] = lambda: None,
+    output: Callable[[], str] = str,
+    quiet_s: float = 120,
+    cap_s: float = 900,
+) -> None:
+    """Wait until `remaining()` (the work still to do) is 0, for as long as the work goes down.
+
+    No guess at how fast this machine is: the allowed time follows the rate measured while
+    waiting. It fails when `remaining()` has not gone down for `quiet_s` (work stopped, not a
+    slow machine: a busy one still makes progress), or after `cap_s` in all; `check()` runs on
+    every look and raises to fail at once (a process died)."""
+    started = last_progress = time.monotonic()
+    first = lowest = remaining()
+    while lowest > 0:
+        now = time.monotonic()
+        if now - last_progress > quiet_s or now - started > cap_s:
+            rate = (first - lowest) / (now - started)
+            raise AssertionError(
+                f"{what}: {lowest} of {first} still to do after {now - started:.0f}s "
+                f"({rate:.1f}/s, none done in the last {now - last_progress:.0f}s)\n{output()}"
+            )
+        check()
+        time.sleep(0.5)
+        left = remaining()
+        if left < lowest:
+            lowest, last_progress = left, time.monotonic()
 
 
 def create_instruments(database: Database) -> None:

@@ -46,6 +46,7 @@ from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy import update
 
+from bookwell.platform import embedded_broker
 from bookwell.platform.db import Database
 from bookwell.platform.db import UtcDateTime
 from bookwell.platform.db import metadata
@@ -457,16 +458,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     scheme = settings.broker_url.split("://", 1)[0]
     if scheme == "filesystem":
+        # The embedded broker (`embedded_broker`): kombu's filesystem transport made safe under
+        # concurrent writers; the host is ignored, naming it avoids a warning.
         folder = Path(settings.broker_url.removeprefix("filesystem://") or "var/broker")
-        for sub in ("queue", "control"):
-            (folder / sub).mkdir(parents=True, exist_ok=True)
-        config["broker_url"] = "filesystem://localhost//"  # the host is ignored; naming it avoids a warning
-        config["broker_transport_options"] = {
-            "data_folder_in": str(folder / "queue"),
-            "data_folder_out": str(folder / "queue"),
-            "control_folder": str(folder / "control"),
-            "polling_interval": 0.2,
-        }
+        config["broker_url"] = f"{embedded_broker.SCHEME}://localhost//"
+        config["broker_transport_options"] = embedded_broker.transport_options(folder)
     elif scheme in {"amqp", "pyamqp"}:
         # Quorum queues behind a topic exchange: what Celery's native delayed delivery needs, so a
         # retry's countdown waits in RabbitMQ, not in the worker's prefetch.
