@@ -188,6 +188,29 @@ def test_a_query_string_that_is_not_utf8_is_400(api: Api) -> None:
     problem(response, 400, "malformed_request")
 
 
+@pytest.mark.parametrize("query", ["active=%FF", "active=tr%C3ue", "cursor=%E2%82"])
+def test_percent_encoded_bytes_that_are_not_utf8_are_400_not_replaced(api: Api, query: str) -> None:
+    problem(api.get(f"/v1/resources?{query}"), 400, "malformed_request")
+
+
+def test_an_if_none_match_over_its_256_character_limit_is_400(api: Api) -> None:
+    created = api.post("/v1/resources", json=RESOURCE).get_json()
+    path = f"/v1/resources/{created['id']}"
+    assert api.get(path, headers={"If-None-Match": '"v1"'}).status_code == 304
+    body = problem(api.get(path, headers={"If-None-Match": '"' + "v" * 300 + '"'}), 400, "invalid_header")
+    assert body["errors"][0]["pointer"] == "/header/If-None-Match"
+
+
+@pytest.mark.parametrize("capacity", ["1.0", "1e2", "2.00", "3E0"])
+def test_an_integer_written_with_a_fraction_or_exponent_is_an_integer(api: Api, capacity: str) -> None:
+    raw = json.dumps(RESOURCE)[:-1] + f', "capacity": {capacity}}}'
+    created = api.post("/v1/resources", data=raw, content_type="application/json")
+    assert created.status_code == 201, created.get_data(as_text=True)
+    assert created.get_json()["capacity"] == int(float(capacity))
+    fractional = json.dumps(RESOURCE)[:-1] + ', "capacity": 1.5}'
+    problem(api.post("/v1/resources", data=fractional, content_type="application/json"), 422, "validation_failed")
+
+
 @pytest.mark.parametrize(
     ("path", "body", "pointer"),
     [

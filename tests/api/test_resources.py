@@ -161,6 +161,17 @@ def test_forged_garbled_and_foreign_cursors_are_400(api: Api) -> None:
     problem(api.get("/v1/api-keys", query_string={"cursor": cursor}), 400, "invalid_cursor")
 
 
+def test_a_cursor_works_only_for_the_organization_and_filters_that_minted_it(api: Api, make_org: Any) -> None:
+    for _ in range(3):
+        create(api)
+    cursor = api.get("/v1/resources?limit=1&active=true").get_json()["next_cursor"]
+    assert api.get(f"/v1/resources?limit=2&active=true&cursor={cursor}").status_code == 200, "limit may change"
+    other = api.as_(make_org("Other").token)
+    problem(other.get(f"/v1/resources?limit=1&active=true&cursor={cursor}"), 400, "invalid_cursor")
+    problem(api.get(f"/v1/resources?limit=1&cursor={cursor}"), 400, "invalid_cursor")
+    problem(api.get(f"/v1/resources?limit=1&active=false&cursor={cursor}"), 400, "invalid_cursor")
+
+
 def test_another_organizations_resource_is_404_like_one_that_never_existed(api: Api, make_org: Any) -> None:
     other = api.as_(make_org("Other").token)
     theirs = create(other)

@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 from typing import Generic
 from typing import TypeVar
+from urllib.parse import unquote_to_bytes
 
 import yaml
 from flask import Flask
@@ -59,6 +60,7 @@ class Operation:
     query_model: type[BaseModel] | None
     path_models: Mapping[str, type[BaseModel]]
     idempotency_key: str | None  # None, "optional" or "required"
+    header_limits: Mapping[str, int]  # declared header parameters with a `maxLength`
 
     @property
     def flask_rule(self) -> str:
@@ -160,6 +162,11 @@ class Contract:
                             if p["in"] == "path" and "$ref" in p["schema"]
                         },
                         idempotency_key=_idempotency_key(params),
+                        header_limits={
+                            p["name"]: int(p["schema"]["maxLength"])
+                            for p in params
+                            if p["in"] == "header" and "maxLength" in p.get("schema", {})
+                        },
                     )
                 )
         return operations
@@ -253,7 +260,7 @@ def _parse_body(operation: Operation) -> BaseModel:
             "Unsupported media type",
             "Send the body as `Content-Type: application/json`.",
         )
-    raw = request.get_data(cache=True)
+    raw = _integral_numbers_as_integers(request.get_data(cache=True))
     try:
         body = model.model_validate_json(raw, strict=True)
     except ValidationError as error:
@@ -299,6 +306,27 @@ def _admits_null(schema: Mapping[str, Any]) -> bool:
     return any(_admits_null(branch) for branch in [*schema.get("oneOf", []), *schema.get("anyOf", [])])
 
 
+def _integral_numbers_as_integers(raw: bytes) -> bytes:
+    """The body with `1.0`, `1e2` and the like written as integers, which JSON Schema takes them for
+    (a number is an integer when its fractional part is zero) and pydantic's strict mode does not.
+    Unchanged when it has no such number, or is not JSON (the model reports that)."""
+    found = False
+
+    def number(text: str) -> float | int:
+        nonlocal found
+        value = float(text)
+        if not value.is_integer():
+            return value
+        found = True
+        return int(value)
+
+    try:
+        parsed = json.loads(raw, parse_float=number)
+    except (ValueError, RecursionError):
+        return raw
+    return json.dumps(parsed).encode() if found else raw
+
+
 def _nul_pointers(value: Any, pointer: str) -> Iterator[str]:
     if isinstance(value, str) and "\x00" in value:
         yield pointer or "/"
@@ -318,10 +346,24 @@ def _nul_problem(pointers: tuple[str, ...]) -> HttpProblem:
 
 
 def _query_args() -> MultiDict[str, str]:
+    """The query's parameters; 400 unless it is UTF-8 once percent-decoded (Werkzeug would
+    replace what is not, and answer a question nobody asked)."""
     try:
-        return request.args
+        unquote_to_bytes(request.query_string.replace(b"+", b" ")).decode("utf-8")
     except UnicodeDecodeError as error:
         raise HttpProblem(400, "malformed_request", "Malformed request", "The query string is not UTF-8.") from error
+    return request.args
+
+
+def _check_headers(operation: Operation) -> None:
+    """400 for a declared header longer than the contract's `maxLength` for it."""
+    errors = tuple(
+        FieldError(_pointer("/header", (name,)), f"longer than {limit} characters")
+        for name, limit in operation.header_limits.items()
+        if len(request.headers.get(name, "")) > limit
+    )
+    if errors:
+        raise HttpProblem(400, "invalid_header", "Invalid header", "A header is longer than allowed.", errors=errors)
 
 
 def _parse_query(model: type[BaseModel] | None) -> BaseModel | None:
@@ -378,6 +420,7 @@ def _endpoint(
     operation: Operation, view: View, authenticator: Authenticator, idempotency: Idempotency
 ) -> Callable[..., ResponseReturnValue]:
     def handle(principal: Principal | None, path_values: Mapping[str, str]) -> Response:
+        _check_headers(operation)
         body = None if operation.body_model is None else _parse_body(operation)
         query = _parse_query(operation.query_model)
         path = _parse_path(operation, path_values)

@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from flask import Flask
 from flask import Response
 from flask import current_app
+from flask import g
 from flask import jsonify
 from flask import request
 
@@ -53,7 +54,7 @@ class CursorCodec:
                 400,
                 "invalid_cursor",
                 "Invalid cursor",
-                "The cursor was not issued by this list; start without one.",
+                "The cursor was not issued by this list (this operation, organization and filters); start without one.",
             ) from error
 
 
@@ -67,9 +68,20 @@ def _codec() -> CursorCodec:
     return codec
 
 
+_NOT_FILTERS = frozenset({"cursor", "limit"})
+
+
+def _bound(scope: str) -> str:
+    """The list a cursor works on: `scope` (the operation), the caller's organization and the
+    request's filters (every query parameter but `cursor` and `limit`, which may change between pages)."""
+    filters = sorted((k, v) for k, values in request.args.lists() if k not in _NOT_FILTERS for v in values)
+    return json.dumps([scope, g.get("organization_id"), filters], separators=(",", ":"))
+
+
 def page_request(scope: str, limit: int, cursor: str | None) -> PageRequest:
-    """Turn `?limit=&cursor=` into a keyset request; `scope` names the list (its operationId)."""
-    return PageRequest(limit=limit, after=None if cursor is None else _codec().decode(scope, cursor))
+    """Turn `?limit=&cursor=` into a keyset request; `scope` names the list (its operationId). A
+    cursor works only on the list, organization and filters that issued it (400 otherwise)."""
+    return PageRequest(limit=limit, after=None if cursor is None else _codec().decode(_bound(scope), cursor))
 
 
 def page_response(
@@ -80,7 +92,7 @@ def page_response(
     key: Callable[[T], str],
 ) -> Response:
     """`{data, has_more, next_cursor}` and, when more follow, `Link: <...>; rel="next"`."""
-    next_cursor = _codec().encode(scope, key(page.items[-1])) if page.has_more and page.items else None
+    next_cursor = _codec().encode(_bound(scope), key(page.items[-1])) if page.has_more and page.items else None
     response = jsonify(
         {
             "data": [present(item) for item in page.items],
