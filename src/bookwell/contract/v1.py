@@ -241,8 +241,9 @@ class RefundCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    amount: conint(ge=1, le=100000000) | None = Field(
-        None, description="Minor units of the payment's currency; default all that is left to refund."
+    amount: Money | None = Field(
+        None,
+        description="How much to give back, in the payment's currency (another currency is 422 `currency_mismatch`); at least 1 minor unit. Default: all that is left to refund.",
     )
 
 
@@ -255,7 +256,7 @@ class Status1(StrEnum):
 class Refund(BaseModel):
     id: str
     payment_id: PaymentId
-    amount: int
+    amount: Money
     status: Status1
     reason: str
     provider_reference: str | None
@@ -293,7 +294,9 @@ class Payment(BaseModel):
     provider: str
     provider_reference: str | None
     failure_code: str | None
-    refunded_amount: int
+    refunded_amount: Money = Field(
+        ..., description="What the refunds that succeeded gave back, in the payment's currency."
+    )
     refunds: list[Refund]
     saga: SagaState | None
     created_at: Timestamp

@@ -12,6 +12,7 @@ from bookwell.platform.http.contract import Dependency
 from bookwell.platform.http.contract import Views
 from bookwell.platform.http.pagination import page_request
 from bookwell.platform.http.pagination import page_response
+from bookwell.platform.kernel.money import Money
 
 views = Views()
 uow = Dependency[PaymentsUnitOfWork]("payments.uow")
@@ -44,7 +45,7 @@ def create_refund(call: Call) -> tuple[Response, int]:
         uow=uow(),
         organization_id=call.organization_id,
         payment_id=call.path["payment_id"],
-        amount=call.body.amount,
+        amount=None if call.body.amount is None else Money(call.body.amount.amount, call.body.amount.currency),
         reason="requested",
         kick=lambda saga_id: kick(saga_id=saga_id),
     )

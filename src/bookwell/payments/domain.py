@@ -42,6 +42,11 @@ class NotRefundable(Conflict):
     title = "Payment not refundable"
 
 
+class CurrencyMismatch(InvalidInput):
+    code = "currency_mismatch"
+    title = "Currency mismatch"
+
+
 class RefundTooLarge(InvalidInput):
     code = "refund_exceeds_captured"
 
@@ -56,7 +61,8 @@ class Refund:
     id: str
     organization_id: str
     payment_id: str
-    amount: int
+    amount: int  # minor units of `currency`, the payment's
+    currency: str
     status: RefundStatus
     reason: str
     provider_reference: str | None
@@ -68,7 +74,7 @@ class Refund:
         return {
             "id": self.id,
             "payment_id": self.payment_id,
-            "amount": self.amount,
+            "amount": Money(self.amount, self.currency).as_dict(),
             "status": str(self.status),
             "reason": self.reason,
             "provider_reference": self.provider_reference,
@@ -147,17 +153,32 @@ class Payment:
             return 0
         return self.amount.amount - self.refund_reserved
 
-    def request_refund(self, amount: int | None, reason: str, now: datetime) -> Refund:
-        """Reserve `amount` (default: all that is left) for a new pending refund."""
+    def request_refund(self, money: Money | None, reason: str, now: datetime) -> Refund:
+        """Reserve `money` (default: all that is left) for a new pending refund."""
         if self.status not in (PaymentStatus.CAPTURED, PaymentStatus.PARTIALLY_REFUNDED):
             raise NotRefundable(f"A {self.status} payment cannot be refunded.")
-        amount = self.refundable if amount is None else amount
+        if money is not None and money.currency != self.amount.currency:
+            raise CurrencyMismatch(
+                f"This payment is in {self.amount.currency}; a refund of it is too.",
+                errors=(FieldError("/amount/currency", f"must be {self.amount.currency}"),),
+            )
+        amount = self.refundable if money is None else money.amount
         if amount <= 0 or amount > self.refundable:
             raise RefundTooLarge(f"At most {self.refundable} {self.amount.currency} minor units can be refunded.")
         self.refund_reserved += amount
         self._touch(now)
         return Refund(
-            new_id("rfd"), self.organization_id, self.id, amount, RefundStatus.PENDING, reason, None, None, now, now
+            new_id("rfd"),
+            self.organization_id,
+            self.id,
+            amount,
+            self.amount.currency,
+            RefundStatus.PENDING,
+            reason,
+            None,
+            None,
+            now,
+            now,
         )
 
     def settle_refund(
@@ -185,7 +206,7 @@ class Payment:
             "provider": self.provider,
             "provider_reference": self.provider_reference,
             "failure_code": self.failure_code,
-            "refunded_amount": self.refunded_amount,
+            "refunded_amount": Money(self.refunded_amount, self.amount.currency).as_dict(),
             "refunds": [refund.snapshot() for refund in refunds],
             "saga": saga,
             "created_at": rfc3339(self.created_at),

@@ -116,7 +116,7 @@ def request_refund(
     *,
     uow: PaymentsUnitOfWork,
     payment_id: str,
-    amount: int | None,
+    amount: Money | None,
     reason: str,
     organization_id: str | None = None,
     kick: Callable[[str], None] | None = None,
@@ -146,7 +146,7 @@ def refund_what_is_left(
 
 
 def _reserve(
-    uow: PaymentsUnitOfWork, payment: Payment, amount: int | None, reason: str, kick: Callable[[str], None] | None
+    uow: PaymentsUnitOfWork, payment: Payment, amount: Money | None, reason: str, kick: Callable[[str], None] | None
 ) -> Refund:
     """Reserve the refund on the locked payment and open its saga, in the caller's transaction."""
     refund = payment.request_refund(amount, reason, utcnow())

@@ -29,6 +29,7 @@ from bookwell.identity import service as identity_service
 from bookwell.payments import service as payments_service
 from bookwell.payments.domain import RefundTooLarge
 from bookwell.platform.db import Database
+from bookwell.platform.kernel.money import Money
 from bookwell.platform.outbox import outbox
 from bookwell.platform.relay import Relay
 from bookwell.platform.saga import saga_steps
@@ -40,6 +41,11 @@ from tests.api.test_bookings import key
 from tests.api.test_bookings import resource
 
 PRICE = {"amount": 2500, "currency": "EUR"}
+
+
+def eur(cents: int) -> dict[str, object]:
+    """Money in the tests' currency, as the API writes it."""
+    return {"amount": cents, "currency": "EUR"}
 
 
 @dataclass
@@ -192,7 +198,7 @@ def test_a_capture_that_lands_after_the_hold_lapsed_is_refunded(system: System) 
     system.drive()
     assert system.booking(booking["id"])["status"] == "expired"
     payment = system.payment_of(booking["id"])
-    assert (payment["status"], payment["refunded_amount"]) == ("refunded", PRICE["amount"])
+    assert (payment["status"], payment["refunded_amount"]) == ("refunded", PRICE)
     assert [r["status"] for r in payment["refunds"]] == ["succeeded"]
     assert payment["saga"]["outcome"] == "refunded"
     assert ("charge", "captured_too_late") in system.steps(booking["id"])
@@ -224,10 +230,10 @@ def test_cancelling_a_confirmed_booking_refunds_as_the_policy_says(system: Syste
     system.drive()
     payment = system.payment_of(booking["id"])
     if refunded:
-        assert (payment["status"], payment["refunded_amount"]) == ("refunded", PRICE["amount"])
+        assert (payment["status"], payment["refunded_amount"]) == ("refunded", PRICE)
         assert system.steps(booking["id"])[-1] == ("cancel", "refund_requested")
     else:
-        assert (payment["status"], payment["refunded_amount"]) == ("captured", 0)
+        assert (payment["status"], payment["refunded_amount"]) == ("captured", eur(0))
         assert system.steps(booking["id"])[-1] == ("cancel", "no_refund_by_policy")
 
 
@@ -251,21 +257,23 @@ def test_refunds_over_the_api_stay_within_the_captured_amount(system: System) ->
     system.drive()
     payment_id = system.payment_of(booking["id"])["id"]
     problem(
-        system.api.post(f"/v1/payments/{payment_id}/refunds", json={"amount": 100}), 400, "idempotency_key_required"
+        system.api.post(f"/v1/payments/{payment_id}/refunds", json={"amount": eur(100)}),
+        400,
+        "idempotency_key_required",
     )
-    first = system.api.post(f"/v1/payments/{payment_id}/refunds", json={"amount": 1000}, headers=key())
+    first = system.api.post(f"/v1/payments/{payment_id}/refunds", json={"amount": eur(1000)}, headers=key())
     assert first.status_code == 201
-    assert (first.get_json()["status"], first.get_json()["amount"]) == ("pending", 1000)
+    assert (first.get_json()["status"], first.get_json()["amount"]) == ("pending", eur(1000))
     problem(
-        system.api.post(f"/v1/payments/{payment_id}/refunds", json={"amount": 1501}, headers=key()),
+        system.api.post(f"/v1/payments/{payment_id}/refunds", json={"amount": eur(1501)}, headers=key()),
         422,
         "refund_exceeds_captured",
     )
     rest = system.api.post(f"/v1/payments/{payment_id}/refunds", json={}, headers=key())
-    assert rest.get_json()["amount"] == 1500
+    assert rest.get_json()["amount"] == eur(1500)
     system.drive()
     payment = system.payment_of(booking["id"])
-    assert (payment["status"], payment["refunded_amount"]) == ("refunded", 2500)
+    assert (payment["status"], payment["refunded_amount"]) == ("refunded", eur(2500))
     assert [r["status"] for r in payment["refunds"]] == ["succeeded", "succeeded"]
     problem(
         system.api.post(f"/v1/payments/{payment_id}/refunds", json={}, headers=key()), 409, "payment_not_refundable"
@@ -280,6 +288,22 @@ def test_a_payment_that_was_not_captured_cannot_be_refunded(system: System) -> N
         system.api.post(f"/v1/payments/{payment_id}/refunds", json={}, headers=key()), 409, "payment_not_refundable"
     )
     problem(system.api.get("/v1/payments/pay_00000000000000000000000000"), 404, "payment_not_found")
+
+
+def test_a_refund_in_another_currency_than_its_payment_is_422_and_reserves_nothing(system: System) -> None:
+    booking = system.book("tok_ok")
+    system.drive()
+    payment_id = system.payment_of(booking["id"])["id"]
+    body = problem(
+        system.api.post(
+            f"/v1/payments/{payment_id}/refunds", json={"amount": {"amount": 100, "currency": "USD"}}, headers=key()
+        ),
+        422,
+        "currency_mismatch",
+    )
+    assert body["errors"][0]["pointer"] == "/amount/currency"
+    whole = system.api.post(f"/v1/payments/{payment_id}/refunds", json={"amount": PRICE}, headers=key())
+    assert whole.status_code == 201, "the mismatched request reserved nothing"
 
 
 @pytest.mark.postgres
@@ -298,7 +322,7 @@ def test_concurrent_refunds_never_exceed_the_captured_amount(postgres_database: 
         barrier.wait(timeout=30)
         try:
             payments_service.request_refund(
-                uow=container.payments_uow(), payment_id=payment_id, amount=500, reason="race"
+                uow=container.payments_uow(), payment_id=payment_id, amount=Money(500, "EUR"), reason="race"
             )
             outcomes.append("ok")
         except RefundTooLarge:
@@ -312,7 +336,7 @@ def test_concurrent_refunds_never_exceed_the_captured_amount(postgres_database: 
     assert Counter(outcomes) == Counter({"ok": 5, "too_large": 7})
     system.drive()
     payment = system.payment_of(booking["id"])
-    assert (payment["status"], payment["refunded_amount"]) == ("refunded", 2500)
+    assert (payment["status"], payment["refunded_amount"]) == ("refunded", eur(2500))
 
 
 def test_prefer_wait_answers_with_the_final_status_once_the_saga_settled_it(system: System) -> None:

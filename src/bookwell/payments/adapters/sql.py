@@ -96,12 +96,17 @@ def _payment(row: Any) -> Payment:
     )
 
 
+# A refund is in its payment's currency: read with it.
+_REFUNDS = select(refunds, payments.c.currency).join(payments, payments.c.id == refunds.c.payment_id)
+
+
 def _refund(row: Any) -> Refund:
     return Refund(
         id=row.id,
         organization_id=row.organization_id,
         payment_id=row.payment_id,
         amount=row.amount,
+        currency=row.currency,
         status=RefundStatus(row.status),
         reason=row.reason,
         provider_reference=row.provider_reference,
@@ -175,11 +180,11 @@ class SqlPaymentRepository:
         self._connection.execute(payments.update().where(payments.c.id == payment.id).values(**_changes(payment)))
 
     def refunds_of(self, payment_id: str) -> list[Refund]:
-        query = select(refunds).where(refunds.c.payment_id == payment_id).order_by(refunds.c.id)
+        query = _REFUNDS.where(refunds.c.payment_id == payment_id).order_by(refunds.c.id)
         return [_refund(row) for row in self._connection.execute(query)]
 
     def refund(self, refund_id: str) -> Refund | None:
-        row = self._connection.execute(select(refunds).where(refunds.c.id == refund_id)).first()
+        row = self._connection.execute(_REFUNDS.where(refunds.c.id == refund_id)).first()
         return None if row is None else _refund(row)
 
     def add_refund(self, refund: Refund) -> None:
