@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import string
 from datetime import UTC
 from datetime import datetime
 from functools import partial
@@ -36,7 +35,6 @@ from bookwell.platform.kernel.errors import InvalidInput
 views = Views()
 uow = Dependency[BookingUnitOfWork]("booking.uow")
 saga_state = Dependency[dict[str, Any] | None]("booking.saga_state")  # called with booking_id=...
-_ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 AVAILABILITY_MAX_AGE = 5  # seconds: a hold placed now shows within this long in a cached answer
 
 
@@ -46,11 +44,6 @@ def _utc(moment: datetime, pointer: str) -> datetime:
         return moment.astimezone(UTC)
     except OverflowError as error:
         raise InvalidInput("That instant is out of range.", errors=(FieldError(pointer, "out of range"),)) from error
-
-
-def _email(address: str) -> str:
-    """Emails compare case-insensitively in ASCII; other letters stay as sent (and keep their length)."""
-    return address.translate(_ASCII_LOWER)
 
 
 @views.operation("createBooking")
@@ -63,7 +56,7 @@ def create_booking(call: Call) -> Response:
         end=_utc(body.end, "/end"),
         quantity=body.quantity or 1,
         customer_name=body.customer.name,
-        customer_email=_email(body.customer.email.root),
+        customer_email=body.customer.email.root,
         payment_token=body.payment.token if body.payment else None,
         metadata=body.metadata.root if body.metadata else {},
     )
@@ -94,7 +87,7 @@ def list_bookings(call: Call) -> Response:
     filters = BookingFilter(
         resource_id=query.resource_id.root if query.resource_id else None,
         status=Status(query.status.value) if query.status else None,
-        customer_email=_email(query.customer_email.root) if query.customer_email else None,
+        customer_email=query.customer_email.root if query.customer_email else None,
         start_from=None if query.start_from is None else _utc(query.start_from, "/query/start_from"),
         start_to=None if query.start_to is None else _utc(query.start_to, "/query/start_to"),
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import heapq
 import itertools
+import unicodedata
 import zoneinfo
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -19,6 +20,8 @@ from datetime import date
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
+
+import email_validator
 
 from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.errors import Conflict
@@ -300,6 +303,31 @@ def peak_usage(bookings: Iterable[Booking], start: datetime, end: datetime) -> i
     return peak
 
 
+MAX_EMAIL_LENGTH = 254
+
+
+def normalized_email(address: str, pointer: str) -> str:
+    """The one form in which a customer's address is stored, shown and searched, or InvalidInput.
+
+    Checked by email-validator (syntax only, no DNS): no control, zero-width or other unsafe
+    characters, no quoted local part, no markup; a domain that is a valid (internationalized)
+    name. Then, in this order: the library's normal form (Unicode NFC, the domain decoded from IDNA
+    to Unicode and lowercased), a full Unicode casefold of the whole address (so `ÄDA@Example.org`
+    and `äda@example.org` are one customer), and NFC again (a casefold can undo it).
+    """
+    try:
+        checked = email_validator.validate_email(address, check_deliverability=False)
+    except email_validator.EmailNotValidError as error:
+        raise InvalidInput(f"Not an email address: {error}", errors=(FieldError(pointer, str(error)),)) from error
+    normal = unicodedata.normalize("NFC", checked.normalized.casefold())
+    if len(normal) > MAX_EMAIL_LENGTH:  # a casefold can lengthen an address (ß is ss)
+        raise InvalidInput(
+            "The email address is too long once normalized.",
+            errors=(FieldError(pointer, f"longer than {MAX_EMAIL_LENGTH} characters once normalized"),),
+        )
+    return normal
+
+
 def place(terms: ResourceTerms, request: BookingRequest, blocking: Sequence[Booking], now: datetime) -> Booking:
     """A new booking if it fits beside the bookings that block capacity now, else SlotUnavailable."""
     slots = check_request(terms, request, now)
@@ -315,7 +343,7 @@ def place(terms: ResourceTerms, request: BookingRequest, blocking: Sequence[Book
         end=request.end,
         quantity=request.quantity,
         customer_name=request.customer_name,
-        customer_email=request.customer_email,
+        customer_email=normalized_email(request.customer_email, "/customer/email"),
         status=Status.CONFIRMED if free else Status.PENDING,
         hold_expires_at=None if free else now + timedelta(minutes=terms.hold_minutes),
         price=price,

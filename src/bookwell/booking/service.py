@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 
 from bookwell.booking.domain import Booking
@@ -14,6 +15,7 @@ from bookwell.booking.domain import Slot
 from bookwell.booking.domain import Status
 from bookwell.booking.domain import availability as slots_of
 from bookwell.booking.domain import check_span
+from bookwell.booking.domain import normalized_email
 from bookwell.booking.domain import place
 from bookwell.booking.ports import BookingFilter
 from bookwell.booking.ports import BookingUnitOfWork
@@ -61,7 +63,9 @@ def get_booking(*, uow: BookingUnitOfWork, organization_id: str, booking_id: str
 def list_bookings(
     *, uow: BookingUnitOfWork, organization_id: str, filters: BookingFilter, page: PageRequest
 ) -> Page[Booking]:
-    """The organization's bookings, newest first."""
+    """The organization's bookings, newest first; a customer's address is matched in its normal form."""
+    if filters.customer_email is not None:
+        filters = replace(filters, customer_email=normalized_email(filters.customer_email, "/query/customer_email"))
     with uow:
         return uow.bookings.list(organization_id, filters, page)
 
