@@ -23,6 +23,13 @@ errorlog = "-"
 control_socket_disable = True  # one fixed socket path per user would clash between servers
 
 
+def post_worker_init(_worker):
+    """Gunicorn's own error answers (414, 431, malformed requests) as problem+json, like the app's."""
+    from bookwell.platform.http import server_errors
+
+    server_errors.install()
+
+
 def child_exit(_server, worker):
     """Drop a dead worker's live gauges from the merged metrics."""
     from prometheus_client import multiprocess

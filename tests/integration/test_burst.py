@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -34,15 +33,10 @@ from bookwell.platform.db import Database
 from tests.support.backbone import ROOT
 from tests.support.backbone import wait_for_drain
 from tests.support.booking import EVERY_DAY
+from tests.support.net import free_port
 
 REQUESTS, PARALLEL, SLOTS = 400, 16, 120
 FINAL = ("confirmed", "failed", "expired", "cancelled")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _descendants(pid: int) -> list[tuple[int, str]]:
@@ -72,7 +66,7 @@ class Stack:
     """`honcho start` on the Procfile, as `make run` starts it, on the test's database and broker folder."""
 
     def __init__(self, database: Database, folder: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = folder / "honcho.log"
         env = {

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ from bookwell.booking.domain import peak_usage
 from bookwell.identity import service as identity_service
 from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
 from bookwell.platform.db import Database
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 CONCURRENT = 64
@@ -68,17 +68,11 @@ class Server:
             return Answer(error.code, error.read(), dict(error.headers))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def server(database: Database, tmp_path: Path) -> Iterator[Server]:
     """Gunicorn with 4 workers x 8 threads on the test database, and an organization's token."""
     _, token = identity_service.create_organization(uow=SqlIdentityUnitOfWork(database), name="Load")
-    port = _free_port()
+    port = free_port()
     env = os.environ | {
         "BOOKWELL_ENV": "test",
         "BOOKWELL_DATABASE_URL": database.settings.database_url,

@@ -58,17 +58,22 @@ class HttpProblem(Exception):
         self.headers = dict(headers or {})
 
 
-def problem_response(problem: HttpProblem) -> Response:
-    """Render a problem as `application/problem+json`."""
-    body: dict[str, Any] = {
+def problem_body(problem: HttpProblem, *, instance: str, request_id: str) -> dict[str, Any]:
+    """The RFC 9457 body of a problem (also for answers the server gives before the app runs)."""
+    return {
         "type": PROBLEM_BASE + problem.code.replace("_", "-"),
         "title": problem.title,
         "status": problem.status,
         "detail": problem.detail,
-        "instance": request.path,
+        "instance": instance,
         "code": problem.code,
-        "request_id": g.get("request_id", ""),
+        "request_id": request_id,
     }
+
+
+def problem_response(problem: HttpProblem) -> Response:
+    """Render a problem as `application/problem+json`."""
+    body = problem_body(problem, instance=request.path, request_id=g.get("request_id", ""))
     if problem.errors:
         body["errors"] = [{"pointer": e.pointer, "detail": e.detail} for e in problem.errors]
     return Response(
