@@ -311,15 +311,16 @@ def normalized_email(address: str, pointer: str) -> str:
 
     Checked by email-validator (syntax only, no DNS): no control, zero-width or other unsafe
     characters, no quoted local part, no markup; a domain that is a valid (internationalized)
-    name. Then, in this order: the library's normal form (Unicode NFC, the domain decoded from IDNA
-    to Unicode and lowercased), a full Unicode casefold of the whole address (so `ÄDA@Example.org`
-    and `äda@example.org` are one customer), and NFC again (a casefold can undo it).
+    name. Then: the library's normal form (Unicode NFC, the domain decoded from IDNA to Unicode and
+    lowercased by IDNA's own rules), and the local part casefolded, then NFC again (a casefold can
+    undo it), so `ÄDA@Example.org` and `äda@example.org` are one customer. The domain is not
+    casefolded: IDNA tells `ß.de` from `ss.de`, and so must we.
     """
     try:
         checked = email_validator.validate_email(address, check_deliverability=False)
     except email_validator.EmailNotValidError as error:
         raise InvalidInput(f"Not an email address: {error}", errors=(FieldError(pointer, str(error)),)) from error
-    normal = unicodedata.normalize("NFC", checked.normalized.casefold())
+    normal = unicodedata.normalize("NFC", checked.local_part.casefold()) + "@" + checked.domain
     if len(normal) > MAX_EMAIL_LENGTH:  # a casefold can lengthen an address (ß is ss)
         raise InvalidInput(
             "The email address is too long once normalized.",
