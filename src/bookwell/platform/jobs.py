@@ -61,6 +61,7 @@ from bookwell.platform.subscriptions import PENDING
 from bookwell.platform.subscriptions import Delivery
 from bookwell.platform.subscriptions import Subscriptions
 from bookwell.platform.subscriptions import inbox
+from bookwell.platform.subscriptions import mark_sent
 from bookwell.platform.subscriptions import move
 from bookwell.platform.subscriptions import stalled
 from bookwell.settings import Settings
@@ -319,21 +320,47 @@ class Jobs:
 
     def redrive(self, limit: int = 500) -> int:
         """Send again the deliveries `stall_after_s` past due whose job is lost (`stalled`); the
-        number sent. Each is sent before its row is marked sent and committed: a broker that
-        refuses leaves it to the next pass."""
+        number sent. Like the relay: claim and move them due in one short transaction, send with no
+        transaction open, then stamp what the broker accepted (a crash in between costs one more
+        send, once they are past due again)."""
         now = utcnow()
         grace = timedelta(seconds=self.settings.stall_after_s)
         with self.database.engine.begin() as connection:
-            lost = stalled(connection, now, grace, limit, broker_redelivers=self.broker_redelivers)
+            lost = stalled(
+                connection, now, grace, limit, broker_redelivers=self.broker_redelivers, held_for=self.broker_holds_for
+            )
             for item in lost:
+                move(connection, item.delivery, due_at=now, status=PENDING, was=PENDING, sent_at=None)
+        sent = []
+        for item in lost:
+            try:
                 self.enqueue(item.delivery, item.context)
-                move(connection, item.delivery, due_at=now, status=PENDING, was=PENDING, sent_at=now)
+                sent.append(item.delivery)
+            except Exception:
+                log.warning("redrive_send_failed", event_id=item.delivery.event_id, exc_info=True)
+        if sent:
+            with self.database.engine.begin() as connection:
+                mark_sent(connection, sent, utcnow())
         if lost:
-            sent = sum(item.was_sent for item in lost)
+            was_sent = sum(item.was_sent for item in lost)
             # never_sent: the relay or a retry died before the broker took the job; sent: the broker
-            # does not redeliver, and the job may have died with its worker.
-            log.warning("deliveries_redriven", count=len(lost), never_sent=len(lost) - sent, sent=sent, limit=limit)
-        return len(lost)
+            # does not redeliver (or held it past `broker_holds_for`), and the job may be gone.
+            log.warning(
+                "deliveries_redriven",
+                count=len(sent),
+                never_sent=len(lost) - was_sent,
+                sent=was_sent,
+                failed=len(lost) - len(sent),
+                limit=limit,
+            )
+        return len(sent)
+
+    @property
+    def broker_holds_for(self) -> timedelta:
+        """How long a broker that redelivers may keep a sent job before it is presumed lost after
+        all (dropped past RabbitMQ's delivery limit, lost with a Redis that restarted without its
+        data): an hour, or twice Redis's visibility timeout if that is longer."""
+        return timedelta(seconds=max(3600.0, 2 * redis_visibility_timeout_s(self.settings)))
 
     def dead_letters(self, *, include_replayed: bool = False, limit: int = 100) -> Sequence[DeadLetter]:
         """Dead letters, newest first; replayed ones only when asked."""

@@ -31,6 +31,7 @@ from sqlalchemy import String
 from sqlalchemy import Table
 from sqlalchemy import delete
 from sqlalchemy import func
+from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy import tuple_
@@ -143,7 +144,13 @@ class Lost(NamedTuple):
 
 
 def stalled(
-    connection: Connection, now: datetime, grace: timedelta, limit: int, *, broker_redelivers: bool
+    connection: Connection,
+    now: datetime,
+    grace: timedelta,
+    limit: int,
+    *,
+    broker_redelivers: bool,
+    held_for: timedelta = timedelta(hours=1),
 ) -> list[Lost]:
     """Pending deliveries `grace` past due whose job is lost, locked until the transaction ends
     (PostgreSQL skips the rows a worker is running).
@@ -151,7 +158,8 @@ def stalled(
     Lost: the job never reached the broker; or, where the broker does not redeliver the job of a
     worker that died (`broker_redelivers` False), it was sent and may have died with that worker.
     A job sent to a broker that redelivers is the broker's until it is acknowledged, however long
-    it waits in the queue."""
+    it waits in the queue, up to `held_for` after it was sent: past that it is presumed lost too
+    (a slow backstop for a broker that dropped it)."""
     query = (
         select(inbox.c.event_id, inbox.c.handler, inbox.c.sent_at, outbox.c.request_id, outbox.c.traceparent)
         .join(outbox, outbox.c.id == inbox.c.event_id)
@@ -161,7 +169,7 @@ def stalled(
         .with_for_update(of=inbox, skip_locked=True)
     )
     if broker_redelivers:
-        query = query.where(inbox.c.sent_at.is_(None))
+        query = query.where(or_(inbox.c.sent_at.is_(None), inbox.c.sent_at < now - held_for))
     return [
         Lost(
             Delivery(row.event_id, row.handler),

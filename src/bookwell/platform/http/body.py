@@ -13,8 +13,9 @@ import io
 
 from flask import Flask
 from flask import request
-from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_content_length
+
+from bookwell.platform.http.problems import HttpProblem
 
 
 def init_app(app: Flask, max_bytes: int) -> None:
@@ -26,8 +27,20 @@ def init_app(app: Flask, max_bytes: int) -> None:
         environ = request.environ
         if get_content_length(environ) is not None or not environ.get("wsgi.input_terminated"):
             return  # a declared length (Werkzeug enforces it), or no body a server says it framed
-        body = environ["wsgi.input"].read(max_bytes + 1)
+        try:
+            body = environ["wsgi.input"].read(max_bytes + 1)
+        except Exception as error:
+            raise HttpProblem(
+                400, "malformed_request", "Malformed request", "The chunked body could not be read."
+            ) from error
         if len(body) > max_bytes:
-            raise RequestEntityTooLarge(f"The body is larger than {max_bytes} bytes.")
+            # The rest of the body is never read: the connection cannot carry another request.
+            raise HttpProblem(
+                413,
+                "payload_too_large",
+                "Payload too large",
+                f"The body is larger than {max_bytes} bytes.",
+                headers={"Connection": "close"},
+            )
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))

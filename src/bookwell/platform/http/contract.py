@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
+from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -45,6 +46,7 @@ from bookwell.platform.kernel.principal import Principal
 T = TypeVar("T")
 HTTP_METHODS = ("get", "put", "post", "patch", "delete")
 _PATH_PARAM = re.compile(r"{([a-z_][a-z0-9_]*)}")
+_MAX_INTEGRAL_DIGITS = 18  # a float literal is taken for an integer only up to this many digits
 
 
 @dataclass(frozen=True)
@@ -309,19 +311,20 @@ def _admits_null(schema: Mapping[str, Any]) -> bool:
 def _integral_numbers_as_integers(raw: bytes) -> bytes:
     """The body with `1.0`, `1e2` and the like written as integers, which JSON Schema takes them for
     (a number is an integer when its fractional part is zero) and pydantic's strict mode does not.
-    Unchanged when it has no such number, or is not JSON (the model reports that)."""
+    Decided exactly (`2.9999999999999999` is not 3) and only for numbers of up to 18 digits before
+    the point; anything else, and a body that is not UTF-8 JSON, is left for the model to judge."""
     found = False
 
     def number(text: str) -> float | int:
         nonlocal found
-        value = float(text)
-        if not value.is_integer():
-            return value
+        exact = Decimal(text)
+        if exact.adjusted() >= _MAX_INTEGRAL_DIGITS or exact != exact.to_integral_value():
+            return float(text)  # written back as the same float (repr round-trips)
         found = True
-        return int(value)
+        return int(exact)
 
     try:
-        parsed = json.loads(raw, parse_float=number)
+        parsed = json.loads(raw.decode("utf-8"), parse_float=number)
     except (ValueError, RecursionError):
         return raw
     return json.dumps(parsed).encode() if found else raw
