@@ -162,7 +162,7 @@ def run_stack(venv: Path, database_url: str, broker: str, broker_url: str, work:
         for process in processes.values():
             process.send_signal(signal.SIGTERM)
         codes = {name: process.wait(timeout=60) for name, process in processes.items()}
-        if any(codes[name] != 0 for name in PROCESSES):
+        if any(code != 0 for code in codes.values()):
             fail(f"a process did not stop cleanly on SIGTERM: {codes}", logs)
     finally:
         for process in processes.values():

@@ -303,30 +303,26 @@ def peak_usage(bookings: Iterable[Booking], start: datetime, end: datetime) -> i
     return peak
 
 
-MAX_EMAIL_LENGTH = 254
-
-
 def normalized_email(address: str, pointer: str) -> str:
-    """The one form in which a customer's address is stored, shown and searched, or InvalidInput.
-
-    Checked by email-validator (syntax only, no DNS): no control, zero-width or other unsafe
-    characters, no quoted local part, no markup; a domain that is a valid (internationalized)
-    name. Then: the library's normal form (Unicode NFC, the domain decoded from IDNA to Unicode and
-    lowercased by IDNA's own rules), and the local part casefolded, then NFC again (a casefold can
-    undo it), so `ÄDA@Example.org` and `äda@example.org` are one customer. The domain is not
-    casefolded: IDNA tells `ß.de` from `ss.de`, and so must we.
-    """
+    """The address as stored and shown, or InvalidInput: checked by email-validator (syntax only, no
+    DNS: no control, zero-width or other unsafe characters, no quoted local part, no markup, a valid
+    internationalized domain), in the library's normal form: Unicode NFC, the domain decoded from
+    IDNA to Unicode and lowercased by IDNA's rules. The local part keeps its case: a mailbox may
+    tell `Straße` from `strasse`, so the address mail goes to is the one given."""
     try:
         checked = email_validator.validate_email(address, check_deliverability=False)
     except email_validator.EmailNotValidError as error:
         raise InvalidInput(f"Not an email address: {error}", errors=(FieldError(pointer, str(error)),)) from error
-    normal = unicodedata.normalize("NFC", checked.local_part.casefold()) + "@" + checked.domain
-    if len(normal) > MAX_EMAIL_LENGTH:  # a casefold can lengthen an address (ß is ss)
-        raise InvalidInput(
-            "The email address is too long once normalized.",
-            errors=(FieldError(pointer, f"longer than {MAX_EMAIL_LENGTH} characters once normalized"),),
-        )
-    return normal
+    return str(checked.normalized)
+
+
+def email_key(normalized: str) -> str:
+    """What two addresses of one customer share (`normalized_email`'s form in, the key out): the
+    local part casefolded (then NFC again, which a casefold can undo), the domain as it is. So
+    `ÄDA@Example.org` and `äda@example.org` are one customer; `ß.de` and `ss.de` stay two domains.
+    At most 350 characters: a 64-octet local part casefolds to at most 96, and the domain is 253."""
+    local, _, domain = normalized.rpartition("@")
+    return unicodedata.normalize("NFC", local.casefold()) + "@" + domain
 
 
 def place(terms: ResourceTerms, request: BookingRequest, blocking: Sequence[Booking], now: datetime) -> Booking:

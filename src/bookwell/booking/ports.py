@@ -24,7 +24,7 @@ class BookingFilter:
 
     resource_id: str | None = None
     status: Status | None = None
-    customer_email: str | None = None
+    customer_email: str | None = None  # as `email_key` gives it (the service turns an address into it)
     start_from: datetime | None = None
     start_to: datetime | None = None
 

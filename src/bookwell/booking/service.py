@@ -15,6 +15,7 @@ from bookwell.booking.domain import Slot
 from bookwell.booking.domain import Status
 from bookwell.booking.domain import availability as slots_of
 from bookwell.booking.domain import check_span
+from bookwell.booking.domain import email_key
 from bookwell.booking.domain import normalized_email
 from bookwell.booking.domain import place
 from bookwell.booking.ports import BookingFilter
@@ -65,7 +66,8 @@ def list_bookings(
 ) -> Page[Booking]:
     """The organization's bookings, newest first; a customer's address is matched in its normal form."""
     if filters.customer_email is not None:
-        filters = replace(filters, customer_email=normalized_email(filters.customer_email, "/query/customer_email"))
+        address = normalized_email(filters.customer_email, "/query/customer_email")
+        filters = replace(filters, customer_email=email_key(address))
     with uow:
         return uow.bookings.list(organization_id, filters, page)
 

@@ -316,7 +316,7 @@ class EventId(RootModel[constr(pattern=r"^evt_[0-9A-Z]{26}$", max_length=30)]):
 class Email(RootModel[constr(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]):
     root: constr(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254) = Field(
         ...,
-        description="An email address, checked as one (no control, zero-width or other unsafe characters, no quoted local part, a valid internationalized domain; 422 otherwise) and kept in one normal form: Unicode NFC, the domain decoded from IDNA and lowercased, the local part casefolded. It is shown in that form, and a `customer_email` filter matches in it (`ÄDA@xn--bcher-kva.example` finds `äda@bücher.example`).",
+        description="An email address, checked as one (no control, zero-width or other unsafe characters, no quoted local part, a valid internationalized domain; 422 otherwise) and kept in its normal form: Unicode NFC, the domain decoded from IDNA and lowercased; the local part as given. A `customer_email` filter matches with the local part casefolded (`ÄDA@xn--bcher-kva.example` finds `äda@bücher.example`).",
     )
 
 

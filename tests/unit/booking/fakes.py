@@ -9,6 +9,7 @@ from datetime import datetime
 from bookwell.booking.domain import Booking
 from bookwell.booking.domain import ResourceTerms
 from bookwell.booking.domain import Status
+from bookwell.booking.domain import email_key
 from bookwell.booking.ports import BookingFilter
 from bookwell.platform.kernel.pages import Page
 from bookwell.platform.kernel.pages import PageRequest
@@ -60,7 +61,7 @@ class FakeBookings(_Table):
             if b.organization_id == organization_id
             and filters.resource_id in (None, b.resource_id)
             and filters.status in (None, b.status)
-            and filters.customer_email in (None, b.customer_email)
+            and filters.customer_email in (None, email_key(b.customer_email))
             and (filters.start_from is None or b.start >= filters.start_from)
             and (filters.start_to is None or b.start < filters.start_to)
         ]

@@ -23,6 +23,7 @@ from sqlalchemy import text
 from bookwell.booking.domain import Booking
 from bookwell.booking.domain import ResourceTerms
 from bookwell.booking.domain import Status
+from bookwell.booking.domain import email_key
 from bookwell.booking.ports import BookingFilter
 from bookwell.catalog import facade as catalog
 from bookwell.platform.db import SqlUnitOfWork
@@ -48,6 +49,7 @@ bookings = Table(
     Column("quantity", Integer, nullable=False),
     Column("customer_name", String(200), nullable=False),
     Column("customer_email", String(254), nullable=False),
+    Column("customer_email_key", String(512), nullable=False),  # email_key(customer_email): what filters match
     Column("status", String(16), nullable=False),
     Column("hold_expires_at", UtcDateTime),
     Column("price_amount", BigInteger, nullable=False),
@@ -67,7 +69,7 @@ bookings = Table(
     Index("ix_bookings_organization_id_id", "organization_id", "id"),
     Index("ix_bookings_organization_id_resource_id_id", "organization_id", "resource_id", "id"),
     Index("ix_bookings_organization_id_status_id", "organization_id", "status", "id"),
-    Index("ix_bookings_organization_id_customer_email_id", "organization_id", "customer_email", "id"),
+    Index("ix_bookings_organization_id_customer_email_key_id", "organization_id", "customer_email_key", "id"),
     # Capacity checks and availability: a resource's live bookings by time.
     Index(
         "ix_bookings_resource_live",
@@ -135,6 +137,7 @@ class SqlBookingRepository:
                 quantity=booking.quantity,
                 customer_name=booking.customer_name,
                 customer_email=booking.customer_email,
+                customer_email_key=email_key(booking.customer_email),
                 price_amount=booking.price.amount,
                 price_currency=booking.price.currency,
                 metadata=booking.metadata,
@@ -157,7 +160,7 @@ class SqlBookingRepository:
         if filters.status is not None:
             query = query.where(bookings.c.status == filters.status.value)
         if filters.customer_email is not None:
-            query = query.where(bookings.c.customer_email == filters.customer_email)
+            query = query.where(bookings.c.customer_email_key == filters.customer_email)
         if filters.start_from is not None:
             query = query.where(bookings.c.starts_at >= filters.start_from)
         if filters.start_to is not None:
