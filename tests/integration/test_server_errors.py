@@ -58,6 +58,10 @@ def server(sqlite_database: Database, tmp_path: Path) -> Iterator[int]:
                     break
             except OSError:
                 time.sleep(0.1)
+        else:
+            raise AssertionError(
+                "Gunicorn did not answer /livez within 60 s: " + (tmp_path / "gunicorn.log").read_text()
+            )
         yield port
     finally:
         process.terminate()

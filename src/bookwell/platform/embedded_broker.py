@@ -21,10 +21,10 @@ it, and the scheduler's re-drive sends them again (ADR 0017).
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 from queue import Empty
-from time import monotonic
 from typing import Any
 
 import structlog
@@ -62,7 +62,7 @@ class Channel(filesystem.Channel):
         return Path(self.data_folder_out).parent
 
     def _put(self, queue: Any, payload: Any, **kwargs: Any) -> None:  # type: ignore[override]  # kombu's bases name it twice
-        name = f"{round(monotonic() * 1000)}_{uuid.uuid4()}.{queue}.msg"
+        name = f"{time.time_ns():020d}_{uuid.uuid4()}.{queue}.msg"  # sorts in sending order
         partial = self._folder / "incoming" / name
         with partial.open("wb") as file:
             file.write(str_to_bytes(dumps(payload)))
@@ -81,6 +81,8 @@ class Channel(filesystem.Channel):
             raw = taken.read_bytes()
             try:
                 message = loads(bytes_to_str(raw))
+                if not isinstance(message, dict) or "properties" not in message:
+                    raise ValueError("not a kombu message")
             except ValueError as error:
                 os.replace(taken, self._folder / "corrupt" / name)
                 log.error("broker_message_undecodable", file=name, error=str(error), size=len(raw))

@@ -125,8 +125,11 @@ class Relay:
             except Exception:
                 log.warning("enqueue_failed", event_id=delivery.event_id, handler=delivery.handler, exc_info=True)
         if sent:
-            with self.database.engine.begin() as connection:
-                mark_sent(connection, sent, utcnow())
+            try:
+                with self.database.engine.begin() as connection:
+                    mark_sent(connection, sent, utcnow())
+            except Exception:  # the events are delivered; unstamped jobs only cost a re-drive's copy
+                log.warning("mark_sent_failed", jobs=len(sent), exc_info=True)
         log.debug("relayed", events=claimed, jobs=len(jobs))
         return claimed
 

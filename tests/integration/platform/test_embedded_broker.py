@@ -58,9 +58,13 @@ def test_concurrent_writers_and_readers_lose_break_and_double_nothing(tmp_path: 
 def test_an_undecodable_message_is_set_aside_and_the_next_one_read(tmp_path: Path) -> None:
     with connect(tmp_path) as connection:
         queue = connection.SimpleQueue("jobs")
-        (tmp_path / "queue" / "0_broken.jobs.msg").write_bytes(b'{"body": "half a mess')
+        (tmp_path / "queue" / "00000000000000000000_broken.jobs.msg").write_bytes(b'{"body": "half a mess')
+        (tmp_path / "queue" / "00000000000000000001_foreign.jobs.msg").write_bytes(b"[]")  # JSON, not a message
         queue.put({"n": 1})
         message = queue.get(timeout=5)
         assert message.payload == {"n": 1}
         message.ack()
-    assert [path.name for path in (tmp_path / "corrupt").iterdir()] == ["0_broken.jobs.msg"]
+    assert sorted(path.name for path in (tmp_path / "corrupt").iterdir()) == [
+        "00000000000000000000_broken.jobs.msg",
+        "00000000000000000001_foreign.jobs.msg",
+    ]
