@@ -75,7 +75,7 @@ def periodic_queue(settings: Settings) -> str:
     return settings.job_queue + ".periodic"
 
 
-_REDELIVERING_SCHEMES = frozenset({"amqp", "pyamqp", "redis", "rediss"})
+_REDELIVERING_SCHEMES = frozenset({"amqp", "pyamqp"})
 _HEADER = "bookwell_"  # request context travels in task headers named bookwell_<field>
 _CONTEXT = ("request_id", "traceparent")
 _MAX_ERROR = 2000
@@ -313,9 +313,11 @@ class Jobs:
 
     @property
     def broker_redelivers(self) -> bool:
-        """Whether the broker gives a job whose worker died to another worker by itself: RabbitMQ
-        when the consumer's channel closes, Redis after its visibility timeout. The filesystem
-        broker hands a message over by deleting its file, so a dead worker's job is gone."""
+        """Whether the broker gives a job whose worker died to another worker by itself, promptly:
+        RabbitMQ does when the consumer's channel closes. Redis does only after its visibility
+        timeout, and only when a worker's restore pass runs and gets kombu's restore lock, which a
+        worker killed while holding it keeps for 5 minutes; so on Redis, as on the filesystem
+        broker (which hands a message over by deleting its file), re-drive covers sent jobs too."""
         return self.settings.broker_url.split("://", 1)[0] in _REDELIVERING_SCHEMES
 
     def redrive(self, limit: int = 500) -> int:
