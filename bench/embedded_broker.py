@@ -24,7 +24,7 @@ from kombu import Connection
 from kombu.transport import filesystem
 from kombu.transport import virtual
 
-from bookwell.platform import embedded_broker
+from bookwell.platform.messaging import embedded_broker
 
 
 def connection(kind: str, folder: Path) -> Connection:

@@ -30,15 +30,15 @@ from sqlalchemy.engine import make_url
 
 from bookwell.cli import alembic_config
 from bookwell.platform.db import Database
-from bookwell.platform.jetstream import JetStream
 from bookwell.platform.kernel.events import Event
-from bookwell.platform.logging import configure_logging
-from bookwell.platform.outbox import SqlOutbox
-from bookwell.platform.outbox import outbox
-from bookwell.platform.relay import Outgoing
-from bookwell.platform.relay import Poller
-from bookwell.platform.relay import Relay
-from bookwell.platform.subscriptions import Subscriptions
+from bookwell.platform.messaging.inbox import Subscriptions
+from bookwell.platform.messaging.jetstream import JetStream
+from bookwell.platform.messaging.outbox import SqlOutbox
+from bookwell.platform.messaging.outbox import outbox
+from bookwell.platform.messaging.relay import Outgoing
+from bookwell.platform.messaging.relay import Poller
+from bookwell.platform.messaging.relay import Relay
+from bookwell.platform.observability.logging import configure_logging
 from bookwell.settings import Settings
 
 

@@ -26,7 +26,8 @@ from bookwell.platform.http.contract import Contract
 from bookwell.platform.http.contract import bind
 from bookwell.platform.http.events import event_views
 from bookwell.platform.http.idempotency import Idempotency
-from bookwell.platform.logging import configure_logging
+from bookwell.platform.messaging.event_log import EventLog
+from bookwell.platform.observability.logging import configure_logging
 from bookwell.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +65,7 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         **catalog_api.views,
         **booking_api.views,
         **payments_api.views,
-        **event_views(container.database),
+        **event_views(EventLog(container.database)),
     }
     bind(app, v1, views, identity_facade.authenticator(container.identity_uow), Idempotency(container.database))
     return app

@@ -22,9 +22,9 @@ from bookwell.payments.facade import Payments
 from bookwell.payments.ports import PaymentProvider
 from bookwell.payments.ports import PaymentsUnitOfWork
 from bookwell.platform.db import Database
-from bookwell.platform.jobs import Jobs
-from bookwell.platform.saga import Sagas
-from bookwell.platform.subscriptions import Subscriptions
+from bookwell.platform.messaging.inbox import Subscriptions
+from bookwell.platform.messaging.jobs.app import Jobs
+from bookwell.platform.workflow.saga import Sagas
 from bookwell.settings import Settings
 from bookwell.tasks import ADVANCE_SAGA
 from bookwell.tasks import register_scheduled_jobs

@@ -20,14 +20,14 @@ from bookwell.bootstrap import Container
 from bookwell.bootstrap import bootstrap
 from bookwell.identity import service as identity_service
 from bookwell.platform.idempotency import IdempotencyStore
-from bookwell.platform.jetstream import JetStream
 from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.errors import DomainError
-from bookwell.platform.logging import configure_logging
-from bookwell.platform.outbox import follow_event_log
-from bookwell.platform.relay import Relay
-from bookwell.platform.relay import single_relay_lock
+from bookwell.platform.messaging.event_log import EventLog
+from bookwell.platform.messaging.jetstream import JetStream
+from bookwell.platform.messaging.relay import Relay
+from bookwell.platform.messaging.relay import single_relay_lock
+from bookwell.platform.observability.logging import configure_logging
 from bookwell.settings import Settings
 from bookwell.tasks import timetable
 
@@ -264,7 +264,10 @@ def events_tail(ctx: click.Context, organization_id: str | None, from_start: boo
             finally:
                 stream.close()
         else:
-            follow_event_log(container.database, settings.relay_poll_interval_s, show, from_start=from_start)
+            tail = EventLog(container.database)
+            tail.follow(
+                settings.relay_poll_interval_s, lambda e: show(e.as_dict(), e.organization_id), from_start=from_start
+            )
     except KeyboardInterrupt:
         pass
 
@@ -292,6 +295,6 @@ def _jetstream(settings: Settings, *, create_stream: bool) -> JetStream:
 @click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True)
 def provider_sim(host: str, port: int) -> None:
     """Run the payment-provider simulator (the HTTP provider's wire format, with faults on demand)."""
-    from bookwell.provider_sim import serve
+    from bookwell_tools.provider_sim import serve
 
     serve(host, port)

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from bookwell.platform.logging import configure_logging
+from bookwell.platform.observability.logging import configure_logging
 
 FIRST_PAUSE_S, MAX_PAUSE_S, HEALTHY_AFTER_S = 1.0, 30.0, 60.0
 

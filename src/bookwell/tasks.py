@@ -16,13 +16,13 @@ import structlog
 from bookwell.booking import service as booking_service
 from bookwell.booking.ports import BookingUnitOfWork
 from bookwell.platform.idempotency import IdempotencyStore
-from bookwell.platform.jobs import Jobs
-from bookwell.platform.jobs import periodic_queue
 from bookwell.platform.kernel.clock import utcnow
-from bookwell.platform.outbox import EVENT_RETENTION
-from bookwell.platform.outbox import oldest_unsent
-from bookwell.platform.saga import Sagas
-from bookwell.platform.subscriptions import purge_delivered
+from bookwell.platform.messaging.inbox import purge_delivered
+from bookwell.platform.messaging.jobs.app import Jobs
+from bookwell.platform.messaging.jobs.config import periodic_queue
+from bookwell.platform.messaging.outbox import EVENT_RETENTION
+from bookwell.platform.messaging.outbox import oldest_unsent
+from bookwell.platform.workflow.saga import Sagas
 from bookwell.settings import Settings
 
 log = structlog.get_logger("bookwell.tasks")

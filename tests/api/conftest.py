@@ -21,7 +21,7 @@ from bookwell.app import create_app
 from bookwell.bootstrap import bootstrap
 from bookwell.identity import service as identity_service
 from bookwell.platform.db import Database
-from bookwell.platform.relay import Relay
+from bookwell.platform.messaging.relay import Relay
 from tests.conftest import settings_for
 
 CONTRACT = OpenAPI.from_file_path(

@@ -29,9 +29,9 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from bookwell.platform.db import Database
-from bookwell.platform.jobs import dead_letters
-from bookwell.platform.outbox import outbox
-from bookwell.platform.subscriptions import inbox
+from bookwell.platform.messaging.inbox import inbox
+from bookwell.platform.messaging.jobs.records import dead_letters
+from bookwell.platform.messaging.outbox import outbox
 from tests.conftest import require_service
 from tests.support.handlers import instruments
 from tests.support.handlers import runs

@@ -22,8 +22,8 @@ from sqlalchemy import Table
 
 from bookwell.platform.db import Database
 from bookwell.platform.db import SqlUnitOfWork
-from bookwell.platform.outbox import LoggedEvent
-from bookwell.platform.subscriptions import Subscriptions
+from bookwell.platform.messaging.inbox import Subscriptions
+from bookwell.platform.messaging.outbox import LoggedEvent
 
 RECORDED = ("resource.created", "booking.created", "booking.confirmed", "booking.cancelled")
 FAILING = ("booking.cancelled",)

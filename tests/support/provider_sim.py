@@ -1,4 +1,4 @@
-"""The payment-provider simulator as a real process (`bookwell.provider_sim.serve`) on a free local port.
+"""The payment-provider simulator as a real process (`bookwell_tools.provider_sim.serve`) on a free local port.
 
 For tests that need a provider across a socket: the adapter's tests and chaos tests. The helper
 starts the process, waits until it answers, drives its control API (faults, reset, ledger, request
@@ -39,7 +39,7 @@ class ProviderSim:
     def start(cls, log_path: Path) -> ProviderSim:
         """Start a simulator writing its output to `log_path`, and wait until it answers."""
         port = _free_port()
-        code = f"from bookwell.provider_sim import serve; serve('127.0.0.1', {port})"
+        code = f"from bookwell_tools.provider_sim import serve; serve('127.0.0.1', {port})"
         with log_path.open("wb") as log:
             process = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT)
         sim = cls(process, f"http://127.0.0.1:{port}", log_path)

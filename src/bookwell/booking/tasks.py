@@ -1,6 +1,6 @@
 """The booking saga: a priced booking is confirmed only once its payment is captured.
 
-Orchestrated here, persisted by the platform's saga engine (`platform/saga.py`), started by the
+Orchestrated here, persisted by the platform's saga engine (`platform/workflow/saga.py`), started by the
 `booking.created` event (through the inbox: once per booking):
 
     charge ──captured──▶ booking confirmed                      (done: confirmed)
@@ -40,13 +40,13 @@ from bookwell.payments.facade import RefundStatus
 from bookwell.platform.db import Database
 from bookwell.platform.db import SqlUnitOfWork
 from bookwell.platform.kernel.clock import utcnow
-from bookwell.platform.outbox import LoggedEvent
-from bookwell.platform.saga import Retry
-from bookwell.platform.saga import Saga
-from bookwell.platform.saga import SagaLog
-from bookwell.platform.saga import Sagas
-from bookwell.platform.saga import note
-from bookwell.platform.subscriptions import Subscriptions
+from bookwell.platform.messaging.inbox import Subscriptions
+from bookwell.platform.messaging.outbox import LoggedEvent
+from bookwell.platform.workflow.saga import Retry
+from bookwell.platform.workflow.saga import Saga
+from bookwell.platform.workflow.saga import SagaLog
+from bookwell.platform.workflow.saga import Sagas
+from bookwell.platform.workflow.saga import note
 
 SAGA = CHARGING_SAGA
 log = structlog.get_logger("bookwell.booking.saga")

@@ -16,10 +16,10 @@ from bookwell.payments.ports import PaymentProvider
 from bookwell.payments.ports import PaymentsUnitOfWork
 from bookwell.payments.ports import ProviderUnavailable
 from bookwell.platform.db import Database
-from bookwell.platform.saga import Retry
-from bookwell.platform.saga import Saga
-from bookwell.platform.saga import SagaLog
-from bookwell.platform.saga import Sagas
+from bookwell.platform.workflow.saga import Retry
+from bookwell.platform.workflow.saga import Saga
+from bookwell.platform.workflow.saga import SagaLog
+from bookwell.platform.workflow.saga import Sagas
 
 log = structlog.get_logger("bookwell.payments.refunds")
 

@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from bookwell.platform.db import Database
-from bookwell.platform.jobs import job_failures
-from bookwell.platform.subscriptions import inbox
+from bookwell.platform.messaging.inbox import inbox
+from bookwell.platform.messaging.jobs.records import job_failures
 from tests.conftest import RABBITMQ_URL
 from tests.conftest import REDIS_URL
 from tests.integration.backbone.test_end_to_end import book_and_cancel

@@ -26,7 +26,7 @@ from bookwell.identity import service as identity_service
 from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
 from bookwell.platform.db import Database
 from bookwell.platform.kernel.errors import Busy
-from bookwell.platform.outbox import outbox
+from bookwell.platform.messaging.outbox import outbox
 from tests.support.booking import TOMORROW
 from tests.support.booking import request
 from tests.support.booking import setup

@@ -30,10 +30,10 @@ from bookwell.payments import service as payments_service
 from bookwell.payments.domain import RefundTooLarge
 from bookwell.platform.db import Database
 from bookwell.platform.kernel.money import Money
-from bookwell.platform.outbox import outbox
-from bookwell.platform.relay import Relay
-from bookwell.platform.saga import saga_steps
-from bookwell.platform.saga import sagas
+from bookwell.platform.messaging.outbox import outbox
+from bookwell.platform.messaging.relay import Relay
+from bookwell.platform.workflow.saga import saga_steps
+from bookwell.platform.workflow.saga import sagas
 from tests.api.conftest import Api
 from tests.api.conftest import problem
 from tests.api.test_bookings import at

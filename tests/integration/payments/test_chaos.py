@@ -25,7 +25,7 @@ from bookwell.booking.adapters.sql import bookings
 from bookwell.payments.adapters.sql import payments
 from bookwell.payments.adapters.sql import refunds
 from bookwell.platform.db import Database
-from bookwell.platform.saga import sagas
+from bookwell.platform.workflow.saga import sagas
 from tests.conftest import REDIS_URL
 from tests.support.backbone import Backbone
 from tests.support.backbone import create_instruments

@@ -14,7 +14,7 @@ from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
 from bookwell.identity.domain import create_organization
 from bookwell.platform.db import Database
 from bookwell.platform.kernel.clock import utcnow
-from bookwell.platform.outbox import outbox
+from bookwell.platform.messaging.outbox import outbox
 
 FIELDS = {
     "name": "Room",

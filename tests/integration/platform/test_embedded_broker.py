@@ -10,7 +10,7 @@ from queue import Empty
 
 from kombu import Connection
 
-from bookwell.platform import embedded_broker
+from bookwell.platform.messaging import embedded_broker
 
 WRITERS, READERS, EACH = 4, 4, 150
 

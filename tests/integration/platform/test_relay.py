@@ -19,16 +19,16 @@ from bookwell.platform.db import Database
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.events import Event
 from bookwell.platform.kernel.pages import PageRequest
-from bookwell.platform.outbox import SqlOutbox
-from bookwell.platform.outbox import event_log
-from bookwell.platform.outbox import outbox
-from bookwell.platform.relay import Outgoing
-from bookwell.platform.relay import Relay
-from bookwell.platform.relay import single_relay_lock
-from bookwell.platform.subscriptions import Delivery
-from bookwell.platform.subscriptions import Subscriptions
-from bookwell.platform.subscriptions import inbox
-from bookwell.platform.subscriptions import stalled
+from bookwell.platform.messaging.inbox import Delivery
+from bookwell.platform.messaging.inbox import Subscriptions
+from bookwell.platform.messaging.inbox import inbox
+from bookwell.platform.messaging.inbox import stalled
+from bookwell.platform.messaging.outbox import SqlOutbox
+from bookwell.platform.messaging.outbox import event_log
+from bookwell.platform.messaging.outbox import outbox
+from bookwell.platform.messaging.relay import Outgoing
+from bookwell.platform.messaging.relay import Relay
+from bookwell.platform.messaging.relay import single_relay_lock
 
 
 class Recorder:
@@ -232,7 +232,7 @@ def test_on_sqlite_a_slow_publish_does_not_hold_the_writer_lock(sqlite_database:
 
 @pytest.mark.postgres
 def test_the_listener_survives_losing_its_connection(postgres_database: Database) -> None:
-    from bookwell.platform.relay import Listener
+    from bookwell.platform.messaging.relay import Listener
 
     dsn = postgres_database.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     listener = Listener(dsn, 0.05, threading.Event())

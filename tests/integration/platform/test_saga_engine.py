@@ -10,12 +10,12 @@ from sqlalchemy import update
 
 from bookwell.platform.db import Database
 from bookwell.platform.db import SqlUnitOfWork
-from bookwell.platform.saga import Saga
-from bookwell.platform.saga import SagaLog
-from bookwell.platform.saga import Sagas
-from bookwell.platform.saga import saga_steps
-from bookwell.platform.saga import sagas
-from bookwell.platform.saga import start_saga
+from bookwell.platform.workflow.saga import Saga
+from bookwell.platform.workflow.saga import SagaLog
+from bookwell.platform.workflow.saga import Sagas
+from bookwell.platform.workflow.saga import saga_steps
+from bookwell.platform.workflow.saga import sagas
+from bookwell.platform.workflow.saga import start_saga
 
 
 def started(database: Database, sagas_: Sagas, steps: dict[str, Any]) -> str:

@@ -14,15 +14,15 @@ from sqlalchemy import update
 from bookwell.bootstrap import bootstrap
 from bookwell.cli import main as cli
 from bookwell.platform.db import Database
-from bookwell.platform.jobs import dead_letters
-from bookwell.platform.jobs import job_failures
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.events import Event
-from bookwell.platform.outbox import SqlOutbox
-from bookwell.platform.outbox import outbox
-from bookwell.platform.relay import Relay
-from bookwell.platform.subscriptions import inbox
-from bookwell.platform.subscriptions import stalled
+from bookwell.platform.messaging.inbox import inbox
+from bookwell.platform.messaging.inbox import stalled
+from bookwell.platform.messaging.jobs.records import dead_letters
+from bookwell.platform.messaging.jobs.records import job_failures
+from bookwell.platform.messaging.outbox import SqlOutbox
+from bookwell.platform.messaging.outbox import outbox
+from bookwell.platform.messaging.relay import Relay
 from bookwell.tasks import timetable
 
 

@@ -7,7 +7,7 @@ import statistics
 
 import pytest
 
-from bookwell.platform.jobs import backoff_delay
+from bookwell.platform.kernel.retry import backoff_delay
 
 
 @pytest.mark.parametrize("attempt", range(1, 12))

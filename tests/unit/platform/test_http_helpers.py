@@ -6,8 +6,8 @@ import pytest
 
 from bookwell.platform.http.pagination import CursorCodec
 from bookwell.platform.http.problems import HttpProblem
-from bookwell.platform.logging import REDACTED
-from bookwell.platform.logging import redact_secrets
+from bookwell.platform.observability.logging import REDACTED
+from bookwell.platform.observability.logging import redact_secrets
 
 
 def test_a_cursor_round_trips_only_on_its_own_list_and_key() -> None:

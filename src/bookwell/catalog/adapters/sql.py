@@ -28,7 +28,7 @@ from bookwell.platform.db import metadata
 from bookwell.platform.kernel.money import Money
 from bookwell.platform.kernel.pages import Page
 from bookwell.platform.kernel.pages import PageRequest
-from bookwell.platform.outbox import SqlOutbox
+from bookwell.platform.messaging.outbox import SqlOutbox
 
 resources = Table(
     "resources",

@@ -1,4 +1,4 @@
-"""The payment provider over HTTP: the card processor's JSON API (as `bookwell.provider_sim` serves it).
+"""The payment provider over HTTP: the card processor's JSON API (as `bookwell_tools.provider_sim` serves it).
 
 A call is up to `retry_attempts` attempts, each carrying the caller's idempotency key unchanged, so
 an attempt that timed out after the provider acted is answered, on the next one, with that first
@@ -25,11 +25,11 @@ from tenacity import RetryCallState
 from tenacity import Retrying
 from tenacity import retry_if_exception_type
 from tenacity import stop_after_attempt
-from tenacity import wait_random_exponential
 
 from bookwell.payments.ports import ChargeResult
 from bookwell.payments.ports import ProviderUnavailable
 from bookwell.payments.ports import RefundResult
+from bookwell.platform.kernel.retry import backoff_delay
 
 log = structlog.get_logger("bookwell.payments.http")
 
@@ -101,7 +101,7 @@ class HttpPaymentProvider:
         # One limit for connecting, sending, reading and waiting for a pooled connection alike.
         self._client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(timeout_s))
         self._retry_attempts = retry_attempts
-        self._backoff = wait_random_exponential(multiplier=retry_base_s, max=retry_cap_s)
+        self._retry_base_s, self._retry_cap_s = retry_base_s, retry_cap_s
         self._watch = _BreakerWatch()
         self._breaker = pybreaker.CircuitBreaker(
             fail_max=breaker_fail_max,
@@ -149,7 +149,7 @@ class HttpPaymentProvider:
         call_log = log.bind(provider=self.name, operation=operation, idempotency_key=idempotency_key, **context)
         retrying = Retrying(
             stop=stop_after_attempt(self._retry_attempts),
-            wait=self._backoff,
+            wait=lambda state: backoff_delay(state.attempt_number, self._retry_base_s, self._retry_cap_s),
             retry=retry_if_exception_type((httpx.TransportError, _TransientStatus)),
             before_sleep=lambda state: _log_retry(call_log, state),
             reraise=True,

@@ -27,9 +27,9 @@ from bookwell.platform.db import metadata
 from bookwell.platform.kernel.money import Money
 from bookwell.platform.kernel.pages import Page
 from bookwell.platform.kernel.pages import PageRequest
-from bookwell.platform.outbox import SqlOutbox
-from bookwell.platform.saga import SqlSagaStarter
-from bookwell.platform.saga import saga_of
+from bookwell.platform.messaging.outbox import SqlOutbox
+from bookwell.platform.workflow.saga import SqlSagaStarter
+from bookwell.platform.workflow.saga import saga_of
 
 payments = Table(
     "payments",

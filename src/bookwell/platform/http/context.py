@@ -13,7 +13,7 @@ from flask import Response
 from flask import g
 from flask import request
 
-from bookwell.platform.metrics import observe_request
+from bookwell.platform.observability.metrics import observe_request
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")

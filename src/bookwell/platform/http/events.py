@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from flask import Response
 
-from bookwell.platform.db import Database
 from bookwell.platform.http.contract import Call
 from bookwell.platform.http.contract import Views
 from bookwell.platform.http.pagination import page_request
 from bookwell.platform.http.pagination import page_response
-from bookwell.platform.outbox import event_log
+from bookwell.platform.messaging.event_log import EventLog
 
 
-def event_views(database: Database) -> Views:
+def event_views(events: EventLog) -> Views:
     """The views of the event log."""
     views = Views()
 
@@ -21,8 +20,7 @@ def event_views(database: Database) -> Views:
         scope = call.operation.operation_id + ":position"  # cursors hold a position, not an event id
         page = page_request(scope, call.query.limit, call.query.cursor)
         event_type = call.query.type.value if call.query.type else None
-        with database.engine.connect() as connection:
-            events = event_log(connection, call.organization_id, event_type, page)
-        return page_response(scope, events, present=lambda e: e.as_dict(), key=lambda e: str(e.position))
+        found = events.page(call.organization_id, event_type, page)
+        return page_response(scope, found, present=lambda e: e.as_dict(), key=lambda e: str(e.position))
 
     return views

@@ -17,7 +17,7 @@ from bookwell.platform.http.contract import Contract
 from bookwell.platform.http.contract import Views
 from bookwell.platform.http.contract import serve_contract
 from bookwell.platform.http.problems import HttpProblem
-from bookwell.platform.metrics import exposition
+from bookwell.platform.observability.metrics import exposition
 
 ReadinessCheck = Callable[[], bool]
 SWAGGER_DIST = os.path.join(os.path.dirname(flask_swagger_ui.__file__), "dist")

@@ -28,8 +28,8 @@ from nats.js.api import StorageType
 from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
-from bookwell.platform.outbox import EVENT_RETENTION
-from bookwell.platform.relay import Outgoing
+from bookwell.platform.messaging.outbox import EVENT_RETENTION
+from bookwell.platform.messaging.relay import Outgoing
 
 T = TypeVar("T")
 log = structlog.get_logger("bookwell.jetstream")

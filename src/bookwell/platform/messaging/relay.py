@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import random
 import threading
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -45,16 +44,18 @@ from sqlalchemy.engine import make_url
 from bookwell.platform.db import READONLY_OPTION
 from bookwell.platform.db import Database
 from bookwell.platform.kernel.clock import utcnow
-from bookwell.platform.outbox import NOTIFY_CHANNEL
-from bookwell.platform.outbox import LoggedEvent
-from bookwell.platform.outbox import logged_event
-from bookwell.platform.outbox import outbox
-from bookwell.platform.subscriptions import Delivery
-from bookwell.platform.subscriptions import Subscriptions
-from bookwell.platform.subscriptions import mark_sent
-from bookwell.platform.subscriptions import record_deliveries
+from bookwell.platform.kernel.retry import backoff_delay
+from bookwell.platform.messaging.inbox import Delivery
+from bookwell.platform.messaging.inbox import Subscriptions
+from bookwell.platform.messaging.inbox import mark_sent
+from bookwell.platform.messaging.inbox import record_deliveries
+from bookwell.platform.messaging.outbox import NOTIFY_CHANNEL
+from bookwell.platform.messaging.outbox import LoggedEvent
+from bookwell.platform.messaging.outbox import logged_event
+from bookwell.platform.messaging.outbox import outbox
 
 log = structlog.get_logger("bookwell.relay")
+_MAX_PAUSE_S = 30.0  # the longest a failing relay waits before its next pass
 _POSITION_LOCK = 0x626F6F6B77656C6C  # pg_advisory_xact_lock key ("bookwell"): one position stamper at a time
 
 
@@ -232,8 +233,7 @@ class Relay:
                     failures = 0
                 except Exception:
                     failures += 1
-                    window = min(30.0, self.poll_interval_s * 2 ** min(failures, 10))
-                    pause = random.uniform(0, window)  # noqa: S311 - spreading retries, not a secret
+                    pause = backoff_delay(failures + 1, self.poll_interval_s, _MAX_PAUSE_S)
                     log.exception("relay_pass_failed", failures=failures, retry_in_s=round(pause, 3))
                     self.stopping.wait(pause)
                     continue

@@ -16,7 +16,6 @@ lease to lapse and is found again by the sweep.
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,6 +45,7 @@ from bookwell.platform.db import metadata
 from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.ids import new_id
+from bookwell.platform.kernel.retry import backoff_delay
 
 log = structlog.get_logger("bookwell.saga")
 RUNNING, DONE = "running", "done"
@@ -336,8 +336,7 @@ class Sagas:
     def _wait(self, saga: Saga, retry: Retry) -> None:
         """Record a failed try of the step and when to try again: full jitter, growing, capped."""
         attempts = saga.attempts + 1
-        window = min(self.backoff_cap_s, self.backoff_base_s * 2 ** min(attempts - 1, 20))
-        pause = max(retry.not_before_s or 0.0, random.uniform(0, window))  # noqa: S311 - spreading retries
+        pause = max(retry.not_before_s or 0.0, backoff_delay(attempts, self.backoff_base_s, self.backoff_cap_s))
         now = utcnow()
         with self.database.engine.begin() as connection:
             owned = connection.execute(

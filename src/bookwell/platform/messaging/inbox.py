@@ -39,8 +39,8 @@ from sqlalchemy import update
 
 from bookwell.platform.db import UtcDateTime
 from bookwell.platform.db import metadata
-from bookwell.platform.outbox import LoggedEvent
-from bookwell.platform.outbox import outbox
+from bookwell.platform.messaging.outbox import LoggedEvent
+from bookwell.platform.messaging.outbox import outbox
 
 PENDING, DONE, DEAD = "pending", "done", "dead"
 

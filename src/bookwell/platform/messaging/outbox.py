@@ -9,8 +9,6 @@ reader holding a cursor never has an event appear behind it (ADR 0013).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
@@ -29,7 +27,6 @@ from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import text
 
-from bookwell.platform.db import Database
 from bookwell.platform.db import UtcDateTime
 from bookwell.platform.db import fetch_page
 from bookwell.platform.db import metadata
@@ -148,28 +145,3 @@ def oldest_unsent(connection: Connection) -> datetime | None:
     return connection.execute(
         select(outbox.c.created_at).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.seq).limit(1)
     ).scalar_one_or_none()
-
-
-def follow_event_log(
-    database: Database,
-    poll_interval_s: float,
-    on_event: Callable[[dict[str, Any], str], bool],
-    *,
-    from_start: bool,
-) -> None:
-    """Call `on_event(event, organization_id)` for each delivered event in order, until it returns False.
-
-    Starts after the newest delivered event unless `from_start`; polls every `poll_interval_s`.
-    """
-    with database.engine.connect() as connection:
-        newest = connection.execute(select(func.max(outbox.c.position))).scalar_one()
-    after = None if from_start or newest is None else str(newest)
-    while True:
-        with database.engine.connect() as connection:
-            page = event_log(connection, None, None, PageRequest(500, after))
-        for event in page.items:
-            if not on_event(event.as_dict(), event.organization_id):
-                return
-            after = str(event.position)
-        if not page.has_more:
-            time.sleep(poll_interval_s)

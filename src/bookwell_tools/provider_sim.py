@@ -40,7 +40,7 @@ from flask import request
 from werkzeug.serving import WSGIRequestHandler
 from werkzeug.serving import make_server
 
-log = structlog.get_logger("bookwell.provider_sim")
+log = structlog.get_logger("bookwell_tools.provider_sim")
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 _UNAVAILABLE = {"error": "provider_unavailable"}

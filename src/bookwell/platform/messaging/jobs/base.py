@@ -1,0 +1,148 @@
+"""The base of every Bookwell task: retries with full jitter, failures on record, dead letters, context."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from datetime import timedelta
+from typing import TYPE_CHECKING
+from typing import Any
+
+import structlog
+from celery import Task
+from celery.exceptions import Retry
+from sqlalchemy import Connection
+from sqlalchemy import func
+from sqlalchemy import select
+
+from bookwell.platform.kernel.clock import utcnow
+from bookwell.platform.kernel.ids import new_id
+from bookwell.platform.kernel.retry import backoff_delay
+from bookwell.platform.messaging.inbox import DEAD
+from bookwell.platform.messaging.inbox import PENDING
+from bookwell.platform.messaging.inbox import Delivery
+from bookwell.platform.messaging.inbox import move
+from bookwell.platform.messaging.jobs.records import dead_letters
+from bookwell.platform.messaging.jobs.records import job_failures
+from bookwell.platform.observability.logging import redact
+
+if TYPE_CHECKING:
+    from bookwell.platform.messaging.jobs.app import Jobs
+
+log = structlog.get_logger("bookwell.jobs")
+
+_HEADER = "bookwell_"  # request context travels in task headers named bookwell_<field>
+_CONTEXT = ("request_id", "traceparent")
+_MAX_ERROR = 2000
+
+
+class Job(Task):
+    """The base of every Bookwell task: request context in every log line, retries, dead letters."""
+
+    jobs: Jobs  # set on the subclass each Jobs instance makes
+    max_retries = None  # attempts are counted here, against settings.job_max_attempts
+    acks_late = True
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        request = self.request
+        context = {
+            "task": self.name,
+            "task_id": request.id,
+            "attempt": request.retries + 1,
+            **{key: getattr(request, _HEADER + key, None) for key in _CONTEXT},
+        }
+        with structlog.contextvars.bound_contextvars(**context):
+            try:
+                return self.run(*args, **kwargs)
+            except Retry:
+                raise
+            except Exception as error:  # noqa: BLE001 - every failure is counted, retried or dead-lettered
+                self._failed(error, list(args), kwargs)
+                return None
+
+    def _failed(self, error: Exception, args: list[Any], kwargs: dict[str, Any]) -> None:
+        settings = self.jobs.settings
+        attempt = self.request.retries + 1
+        final = attempt >= settings.job_max_attempts
+        delay = None if final else backoff_delay(attempt, settings.job_backoff_base_s, settings.job_backoff_cap_s)
+        now = utcnow()
+        message = redact(f"{type(error).__name__}: {error}")[:_MAX_ERROR]
+        try:
+            self._record_failure(attempt, message, now, delay, args=args, kwargs=kwargs)
+        except Exception:
+            pause = backoff_delay(attempt, settings.job_backoff_base_s, settings.job_backoff_cap_s)
+            log.exception("job_failure_not_recorded", retry_in_s=round(pause, 3), error=message)
+            raise self.retry(args=args, kwargs=kwargs, countdown=self.jobs.countdown(pause), exc=error) from None
+        if delay is None:
+            log.error("job_dead_lettered", attempts=attempt, error=message, exc_info=error)
+            return
+        log.warning("job_failed_will_retry", retry_in_s=round(delay, 3), error=message, exc_info=error)
+        raise self.retry(args=args, kwargs=kwargs, countdown=self.jobs.countdown(delay), exc=error)
+
+    def _record_failure(
+        self, attempt: int, message: str, now: datetime, delay: float | None, *, args: list[Any], kwargs: dict[str, Any]
+    ) -> None:
+        """One transaction: the attempt's row, and on the last attempt the dead letter."""
+        with self.jobs.database.engine.begin() as connection:
+            connection.execute(
+                job_failures.insert().values(
+                    id=new_id("jf"),
+                    task_id=self.request.id,
+                    task=self.name,
+                    attempt=attempt,
+                    error=message,
+                    failed_at=now,
+                    retry_in_s=delay,
+                )
+            )
+            if delay is None:
+                first = connection.execute(
+                    select(func.min(job_failures.c.failed_at)).where(job_failures.c.task_id == self.request.id)
+                ).scalar_one()
+                connection.execute(
+                    dead_letters.insert().values(
+                        id=new_id("dl"),
+                        task_id=self.request.id,
+                        task=self.name,
+                        args=args,
+                        kwargs=kwargs,
+                        headers=self._contextheaders_for(),
+                        last_error=message,
+                        attempts=attempt,
+                        first_failed_at=first,
+                        last_failed_at=now,
+                    )
+                )
+            self.attempt_failed(connection, args, None if delay is None else now + timedelta(seconds=delay))
+
+    def _contextheaders_for(self) -> dict[str, str]:
+        return headers_for({key: getattr(self.request, _HEADER + key, None) for key in _CONTEXT})
+
+    def attempt_failed(self, connection: Connection, args: list[Any], next_attempt_at: datetime | None) -> None:
+        """Hook, in the transaction that records the failure: the next attempt's time, or None when dead."""
+
+    def replaying(self, connection: Connection, args: list[Any]) -> None:
+        """Hook, in the transaction that marks a dead letter replayed."""
+
+
+class DeliverJob(Job):
+    """`deliver(event_id, handler)` keeps its inbox row in step: a retry moves it, a dead letter marks it."""
+
+    def attempt_failed(self, connection: Connection, args: list[Any], next_attempt_at: datetime | None) -> None:
+        delivery = Delivery(*args)
+        if next_attempt_at is None:
+            move(connection, delivery, due_at=utcnow(), status=DEAD, was=PENDING, sent_at=None)
+        else:
+            # The retry's job is sent after this commits; until a worker runs it, re-drive counts it
+            # as never sent once it is `stall_after_s` past its time.
+            move(connection, delivery, due_at=next_attempt_at, status=PENDING, was=PENDING, sent_at=None)
+
+    def replaying(self, connection: Connection, args: list[Any]) -> None:
+        # The replay's job is sent before this transaction commits (`Jobs.replay`).
+        now = utcnow()
+        move(connection, Delivery(*args), due_at=now, status=PENDING, was=DEAD, sent_at=now)
+
+
+def headers_for(context: Mapping[str, Any]) -> dict[str, str]:
+    """Task headers for a request context's id and trace (those it has)."""
+    return {_HEADER + key: str(context[key]) for key in _CONTEXT if context.get(key)}
