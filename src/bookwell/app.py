@@ -17,15 +17,16 @@ from bookwell.identity import api as identity_api
 from bookwell.identity import facade as identity_facade
 from bookwell.payments import api as payments_api
 from bookwell.payments.facade import CHARGING_SAGA
-from bookwell.platform.http import body
-from bookwell.platform.http import context
 from bookwell.platform.http import operations
 from bookwell.platform.http import pagination
 from bookwell.platform.http import problems
-from bookwell.platform.http.contract import Contract
-from bookwell.platform.http.contract import bind
+from bookwell.platform.http.contract.binding import bind
+from bookwell.platform.http.contract.spec import Contract
 from bookwell.platform.http.events import event_views
-from bookwell.platform.http.idempotency import Idempotency
+from bookwell.platform.http.pipeline.idempotency import Idempotency
+from bookwell.platform.http.pipeline.stages import PipelineApp
+from bookwell.platform.http.pipeline.stages import install
+from bookwell.platform.http.pipeline.stages import request_stages
 from bookwell.platform.messaging.event_log import EventLog
 from bookwell.platform.observability.logging import configure_logging
 from bookwell.settings import Settings
@@ -41,13 +42,11 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     container = container or bootstrap(settings)
     configure_logging(settings.log_level)
 
-    app = Flask("bookwell", static_folder=None)
+    app = PipelineApp("bookwell", static_folder=None)
     app.config.update(JSON_SORT_KEYS=False)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["bookwell.container"] = container
 
-    context.init_app(app)
-    body.init_app(app, MAX_BODY_BYTES)
     problems.init_app(app)
     pagination.init_app(app, settings.secret_key)
     operations.init_app(app)
@@ -67,7 +66,13 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
         **payments_api.views,
         **event_views(EventLog(container.database)),
     }
-    bind(app, v1, views, identity_facade.authenticator(container.identity_uow), Idempotency(container.database))
+    bind(app, v1, views)
+    stages = request_stages(
+        authenticator=identity_facade.authenticator(container.identity_uow),
+        idempotency=Idempotency(container.database),
+        max_body_bytes=MAX_BODY_BYTES,
+    )
+    install(app, stages)
     return app
 
 

@@ -85,7 +85,7 @@ def test_while_the_first_request_runs_a_retry_is_409_in_use(api: Api, app: Flask
     store = IdempotencyStore(app.extensions["bookwell.container"].database)
     body = booking_body(court)
     with app.test_request_context("/v1/bookings", method="POST", json=body):
-        from bookwell.platform.http.idempotency import _fingerprint
+        from bookwell.platform.http.pipeline.idempotency import _fingerprint
 
         fingerprint = _fingerprint()
     store.claim(org.id, "running", fingerprint, utcnow())  # as if another worker were processing it

@@ -11,8 +11,8 @@ from openapi_spec_validator import validate
 
 from bookwell.app import CONTRACT_V1
 from bookwell.contract import v1 as models
-from bookwell.platform.http.contract import HTTP_METHODS
-from bookwell.platform.http.contract import Contract
+from bookwell.platform.http.contract.spec import HTTP_METHODS
+from bookwell.platform.http.contract.spec import Contract
 
 DOCUMENT = yaml.safe_load(CONTRACT_V1.read_text(encoding="utf-8"))
 

@@ -13,7 +13,6 @@ import os
 import time
 from pathlib import Path
 
-import structlog
 from sqlalchemy import Column
 from sqlalchemy import Integer
 from sqlalchemy import MetaData
@@ -22,6 +21,7 @@ from sqlalchemy import Table
 
 from bookwell.platform.db import Database
 from bookwell.platform.db import SqlUnitOfWork
+from bookwell.platform.kernel.context import current
 from bookwell.platform.messaging.inbox import Subscriptions
 from bookwell.platform.messaging.outbox import LoggedEvent
 
@@ -49,7 +49,7 @@ def register(subscriptions: Subscriptions, database: Database) -> None:
                 runs.insert().values(
                     event_id=event.id,
                     handler=handler,
-                    request_id=structlog.contextvars.get_contextvars().get("request_id"),
+                    request_id=current().request_id,
                     worker_pid=os.getpid(),
                 )
             )

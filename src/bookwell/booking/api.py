@@ -21,9 +21,9 @@ from bookwell.booking.ports import BookingUnitOfWork
 from bookwell.platform.http.conditional import etag
 from bookwell.platform.http.conditional import not_modified
 from bookwell.platform.http.conditional import with_etag
-from bookwell.platform.http.contract import Call
-from bookwell.platform.http.contract import Dependency
-from bookwell.platform.http.contract import Views
+from bookwell.platform.http.contract.binding import Call
+from bookwell.platform.http.contract.binding import Dependency
+from bookwell.platform.http.contract.binding import Views
 from bookwell.platform.http.pagination import page_request
 from bookwell.platform.http.pagination import page_response
 from bookwell.platform.http.prefer import requested_wait

@@ -7,12 +7,12 @@ from flask import jsonify
 
 from bookwell.identity import service
 from bookwell.identity.ports import IdentityUnitOfWork
-from bookwell.platform.http.contract import Call
-from bookwell.platform.http.contract import Dependency
-from bookwell.platform.http.contract import Views
-from bookwell.platform.http.idempotency import shown_once
+from bookwell.platform.http.contract.binding import Call
+from bookwell.platform.http.contract.binding import Dependency
+from bookwell.platform.http.contract.binding import Views
 from bookwell.platform.http.pagination import page_request
 from bookwell.platform.http.pagination import page_response
+from bookwell.platform.http.pipeline.idempotency import shown_once
 
 views = Views()
 uow = Dependency[IdentityUnitOfWork]("identity.uow")

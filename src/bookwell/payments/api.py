@@ -7,9 +7,9 @@ from flask import jsonify
 
 from bookwell.payments import service
 from bookwell.payments.ports import PaymentsUnitOfWork
-from bookwell.platform.http.contract import Call
-from bookwell.platform.http.contract import Dependency
-from bookwell.platform.http.contract import Views
+from bookwell.platform.http.contract.binding import Call
+from bookwell.platform.http.contract.binding import Dependency
+from bookwell.platform.http.contract.binding import Views
 from bookwell.platform.http.pagination import page_request
 from bookwell.platform.http.pagination import page_response
 from bookwell.platform.kernel.money import Money

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import structlog
 from sqlalchemy import select
 from sqlalchemy import text
 
@@ -14,6 +13,8 @@ from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
 from bookwell.identity.domain import create_organization
 from bookwell.platform.db import Database
 from bookwell.platform.kernel.clock import utcnow
+from bookwell.platform.kernel.context import RequestContext
+from bookwell.platform.kernel.context import bound
 from bookwell.platform.messaging.outbox import outbox
 
 FIELDS = {
@@ -65,14 +66,11 @@ def test_nothing_survives_a_unit_of_work_that_did_not_commit(database: Database)
 def test_a_change_and_its_event_commit_together_with_the_request_context(database: Database) -> None:
     org_id = organization(database)
     resource = create_resource(organization_id=org_id, fields=FIELDS, now=utcnow())
-    structlog.contextvars.bind_contextvars(request_id="req-1", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
-    try:
-        with SqlCatalogUnitOfWork(database) as uow:
-            uow.resources.add(resource)
-            uow.events.add(resource.event("created"))
-            uow.commit()
-    finally:
-        structlog.contextvars.clear_contextvars()
+    context = RequestContext(request_id="req-1", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
+    with bound(context), SqlCatalogUnitOfWork(database) as uow:
+        uow.resources.add(resource)
+        uow.events.add(resource.event("created"))
+        uow.commit()
     with SqlCatalogUnitOfWork(database, readonly=True) as uow:
         assert uow.resources.get(org_id, resource.id) == resource
     with database.engine.connect() as connection:

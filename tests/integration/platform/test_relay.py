@@ -17,6 +17,8 @@ from sqlalchemy import update
 
 from bookwell.platform.db import Database
 from bookwell.platform.kernel.clock import utcnow
+from bookwell.platform.kernel.context import RequestContext
+from bookwell.platform.kernel.context import bound
 from bookwell.platform.kernel.events import Event
 from bookwell.platform.kernel.pages import PageRequest
 from bookwell.platform.messaging.inbox import Delivery
@@ -36,7 +38,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.published: list[str] = []
-        self.enqueued: list[tuple[Delivery, dict[str, str]]] = []
+        self.enqueued: list[tuple[Delivery, RequestContext]] = []
         self.fail_publish = False
         self.fail_enqueue = False
 
@@ -45,10 +47,10 @@ class Recorder:
             raise ConnectionError("stream unavailable")
         self.published += [item.event.id for item in events]
 
-    def enqueue(self, delivery: Delivery, headers: dict[str, str]) -> None:
+    def enqueue(self, delivery: Delivery, context: RequestContext) -> None:
         if self.fail_enqueue:
             raise ConnectionError("broker unavailable")
-        self.enqueued.append((delivery, headers))
+        self.enqueued.append((delivery, context))
 
 
 def write(database: Database, *events: Event) -> None:
@@ -84,15 +86,14 @@ def test_a_pass_publishes_records_deliveries_and_positions_in_write_order(databa
 
 
 def test_the_request_context_rides_along(database: Database) -> None:
-    import structlog
-
     recorder = Recorder()
-    with structlog.contextvars.bound_contextvars(
-        request_id="req-42", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01"
-    ):
+    with bound(RequestContext(request_id="req-42", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")):
         write(database, event("agg_a"))
     Relay(database, subscriptions(), recorder.enqueue, recorder).relay_once()
-    assert recorder.enqueued[0][1] == {"request_id": "req-42", "traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01"}
+    assert recorder.enqueued[0][1].carried() == {
+        "request_id": "req-42",
+        "traceparent": "00-" + "a" * 32 + "-" + "b" * 16 + "-01",
+    }
 
 
 def test_a_publish_failure_rolls_the_pass_back(database: Database) -> None:

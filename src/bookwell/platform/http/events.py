@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Response
 
-from bookwell.platform.http.contract import Call
-from bookwell.platform.http.contract import Views
+from bookwell.platform.http.contract.binding import Call
+from bookwell.platform.http.contract.binding import Views
 from bookwell.platform.http.pagination import page_request
 from bookwell.platform.http.pagination import page_response
 from bookwell.platform.messaging.event_log import EventLog

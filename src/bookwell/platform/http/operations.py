@@ -12,10 +12,10 @@ from flask import Response
 from flask import jsonify
 from flask import send_from_directory
 
-from bookwell.platform.http.contract import Call
-from bookwell.platform.http.contract import Contract
-from bookwell.platform.http.contract import Views
-from bookwell.platform.http.contract import serve_contract
+from bookwell.platform.http.contract.binding import Call
+from bookwell.platform.http.contract.binding import Views
+from bookwell.platform.http.contract.binding import serve_contract
+from bookwell.platform.http.contract.spec import Contract
 from bookwell.platform.http.problems import HttpProblem
 from bookwell.platform.observability.metrics import exposition
 

@@ -15,11 +15,11 @@ from urllib.parse import urlencode
 from flask import Flask
 from flask import Response
 from flask import current_app
-from flask import g
 from flask import jsonify
 from flask import request
 
 from bookwell.platform.http.problems import HttpProblem
+from bookwell.platform.kernel.context import current
 from bookwell.platform.kernel.pages import Page
 from bookwell.platform.kernel.pages import PageRequest
 
@@ -75,7 +75,7 @@ def _bound(scope: str) -> str:
     """The list a cursor works on: `scope` (the operation), the caller's organization and the
     request's filters (every query parameter but `cursor` and `limit`, which may change between pages)."""
     filters = sorted((k, v) for k, values in request.args.lists() if k not in _NOT_FILTERS for v in values)
-    return json.dumps([scope, g.get("organization_id"), filters], separators=(",", ":"))
+    return json.dumps([scope, current().organization_id, filters], separators=(",", ":"))
 
 
 def page_request(scope: str, limit: int, cursor: str | None) -> PageRequest:

@@ -9,10 +9,10 @@ from typing import Any
 import structlog
 from flask import Flask
 from flask import Response
-from flask import g
 from flask import request
 from werkzeug.exceptions import HTTPException
 
+from bookwell.platform.kernel.context import current
 from bookwell.platform.kernel.errors import DomainError
 from bookwell.platform.kernel.errors import ErrorKind
 from bookwell.platform.kernel.errors import FieldError
@@ -73,7 +73,7 @@ def problem_body(problem: HttpProblem, *, instance: str, request_id: str) -> dic
 
 def problem_response(problem: HttpProblem) -> Response:
     """Render a problem as `application/problem+json`."""
-    body = problem_body(problem, instance=request.path, request_id=g.get("request_id", ""))
+    body = problem_body(problem, instance=request.path, request_id=current().request_id or "")
     if problem.errors:
         body["errors"] = [{"pointer": e.pointer, "detail": e.detail} for e in problem.errors]
     return Response(

@@ -39,6 +39,7 @@ from sqlalchemy import update
 
 from bookwell.platform.db import UtcDateTime
 from bookwell.platform.db import metadata
+from bookwell.platform.kernel.context import RequestContext
 from bookwell.platform.messaging.outbox import LoggedEvent
 from bookwell.platform.messaging.outbox import outbox
 
@@ -139,7 +140,7 @@ class Lost(NamedTuple):
     """A delivery whose job is lost, with the request context of its event."""
 
     delivery: Delivery
-    context: dict[str, str]
+    context: RequestContext
     was_sent: bool  # False: its job never reached the broker
 
 
@@ -173,7 +174,7 @@ def stalled(
     return [
         Lost(
             Delivery(row.event_id, row.handler),
-            {key: value for key in ("request_id", "traceparent") if (value := row._mapping[key])},
+            RequestContext(row.request_id, row.traceparent),
             row.sent_at is not None,
         )
         for row in connection.execute(query)

@@ -123,10 +123,10 @@ class JetStream:
     @staticmethod
     def _headers(item: Outgoing) -> dict[str, str]:
         headers = {"Nats-Msg-Id": item.event.id}
-        if item.request_id:
-            headers["Bookwell-Request-Id"] = item.request_id
-        if item.traceparent:
-            headers["traceparent"] = item.traceparent
+        if item.context.request_id:
+            headers["Bookwell-Request-Id"] = item.context.request_id
+        if item.context.traceparent:
+            headers["traceparent"] = item.context.traceparent
         return headers
 
     def tail(self, on_message: Callable[[dict[str, Any], dict[str, str]], bool], *, from_start: bool) -> None:

@@ -14,7 +14,6 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
-import structlog
 from sqlalchemy import JSON
 from sqlalchemy import BigInteger
 from sqlalchemy import Column
@@ -32,6 +31,7 @@ from bookwell.platform.db import fetch_page
 from bookwell.platform.db import metadata
 from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.clock import utcnow
+from bookwell.platform.kernel.context import current
 from bookwell.platform.kernel.events import Event
 from bookwell.platform.kernel.pages import Page
 from bookwell.platform.kernel.pages import PageRequest
@@ -121,15 +121,15 @@ class SqlOutbox:
 
     def add(self, event: Event) -> None:
         """Insert one event, stamped with the current request's id and trace context."""
-        context = structlog.contextvars.get_contextvars()
+        context = current()
         values: dict[str, Any] = {
             "id": event.id,
             "organization_id": event.organization_id,
             "type": event.type,
             "aggregate_id": event.aggregate_id,
             "payload": {"object": event.object},
-            "request_id": context.get("request_id"),
-            "traceparent": context.get("traceparent"),
+            "request_id": context.request_id,
+            "traceparent": context.traceparent,
             "created_at": utcnow(),
         }
         if self._connection.dialect.name == "sqlite":

@@ -44,6 +44,7 @@ from sqlalchemy.engine import make_url
 from bookwell.platform.db import READONLY_OPTION
 from bookwell.platform.db import Database
 from bookwell.platform.kernel.clock import utcnow
+from bookwell.platform.kernel.context import RequestContext
 from bookwell.platform.kernel.retry import backoff_delay
 from bookwell.platform.messaging.inbox import Delivery
 from bookwell.platform.messaging.inbox import Subscriptions
@@ -70,22 +71,11 @@ class Outgoing:
     """An event on its way out, with the id and trace context of the request that wrote it."""
 
     event: LoggedEvent
-    request_id: str | None
-    traceparent: str | None
-
-    @property
-    def headers(self) -> dict[str, str]:
-        """The request context as message headers (for JetStream and for jobs)."""
-        headers = {}
-        if self.request_id:
-            headers["request_id"] = self.request_id
-        if self.traceparent:
-            headers["traceparent"] = self.traceparent
-        return headers
+    context: RequestContext
 
 
-Enqueue = Callable[[Delivery, dict[str, str]], None]
-Job = tuple[Delivery, dict[str, str]]
+Enqueue = Callable[[Delivery, RequestContext], None]
+Job = tuple[Delivery, RequestContext]
 
 
 class Relay:
@@ -119,9 +109,9 @@ class Relay:
             return 0
         claimed, jobs = deliveries
         sent = []
-        for delivery, headers in jobs:
+        for delivery, context in jobs:
             try:
-                self.enqueue(delivery, headers)
+                self.enqueue(delivery, context)
                 sent.append(delivery)
             except Exception:
                 log.warning("enqueue_failed", event_id=delivery.event_id, handler=delivery.handler, exc_info=True)
@@ -169,7 +159,7 @@ class Relay:
         """Write the inbox rows and mark the events sent; the jobs to send once this commits."""
         now = utcnow()
         jobs = [
-            (Delivery(item.event.id, name), item.headers)
+            (Delivery(item.event.id, name), item.context)
             for item in claimed
             for name in self.subscriptions.handlers_for(item.event.type)
         ]
@@ -209,7 +199,11 @@ class Relay:
                 ready_seqs.add(seq)
             else:
                 blocked.add(aggregate_id)
-        ready = [Outgoing(logged_event(row), row.request_id, row.traceparent) for row in rows if row.seq in ready_seqs]
+        ready = [
+            Outgoing(logged_event(row), RequestContext(row.request_id, row.traceparent))
+            for row in rows
+            if row.seq in ready_seqs
+        ]
         return ready
 
     def _mark_sent(self, connection: Connection, event_ids: list[str], now: datetime) -> None:

@@ -11,6 +11,8 @@ from typing import TextIO
 
 import structlog
 
+from bookwell.platform.kernel.context import current
+
 _SECRET_KEY = re.compile(r"authorization|secret|password|token|api_key|cookie", re.IGNORECASE)
 _BEARER = re.compile(r"(?i)\b(bearer\s+)\S+")
 _API_KEY = re.compile(r"\bbw_[A-Za-z0-9]+_[A-Za-z0-9_-]+")
@@ -31,6 +33,19 @@ def redact(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [redact(v) for v in value]
     return value
+
+
+def add_request_context(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Add the current request context's id, trace and organization (unless the line names its own)."""
+    context = current()
+    for key, value in (
+        ("request_id", context.request_id),
+        ("traceparent", context.traceparent),
+        ("organization_id", context.organization_id),
+    ):
+        if value is not None:
+            event_dict.setdefault(key, value)
+    return event_dict
 
 
 def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -61,6 +76,7 @@ def configure_logging(level: str = "INFO", stream: str = "stdout") -> None:
     """Send structlog and the standard library's logging through one JSON renderer on `sys.<stream>`."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_request_context,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -15,7 +15,6 @@ import logging
 import math
 import uuid
 from collections.abc import Callable
-from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
 from datetime import timedelta
@@ -30,6 +29,8 @@ from sqlalchemy import update
 
 from bookwell.platform.db import Database
 from bookwell.platform.kernel.clock import utcnow
+from bookwell.platform.kernel.context import RequestContext
+from bookwell.platform.kernel.context import current
 from bookwell.platform.messaging.inbox import DONE
 from bookwell.platform.messaging.inbox import PENDING
 from bookwell.platform.messaging.inbox import Delivery
@@ -108,13 +109,13 @@ class Jobs:
             connection.commit()
         log.info("delivered", event_id=event_id, handler=handler)
 
-    def enqueue(self, delivery: Delivery, context: dict[str, str]) -> None:
+    def enqueue(self, delivery: Delivery, context: RequestContext) -> None:
         """Send the job that runs `delivery` (the relay's Enqueue), with its event's request context."""
         self.send(DELIVER, delivery.event_id, delivery.handler, context=context)
 
-    def send(self, task: str, *args: Any, context: Mapping[str, Any] | None = None) -> None:
+    def send(self, task: str, *args: Any, context: RequestContext | None = None) -> None:
         """Send a job now, carrying a request context (default: the current one) in its headers."""
-        headers = headers_for(structlog.contextvars.get_contextvars() if context is None else context)
+        headers = headers_for(current() if context is None else context)
         self.celery.send_task(task, args=list(args), headers=headers, queue=self.settings.job_queue)
 
     @property

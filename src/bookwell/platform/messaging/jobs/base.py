@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -16,6 +15,9 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from bookwell.platform.kernel.clock import utcnow
+from bookwell.platform.kernel.context import CARRIED
+from bookwell.platform.kernel.context import RequestContext
+from bookwell.platform.kernel.context import bound
 from bookwell.platform.kernel.ids import new_id
 from bookwell.platform.kernel.retry import backoff_delay
 from bookwell.platform.messaging.inbox import DEAD
@@ -32,7 +34,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger("bookwell.jobs")
 
 _HEADER = "bookwell_"  # request context travels in task headers named bookwell_<field>
-_CONTEXT = ("request_id", "traceparent")
 _MAX_ERROR = 2000
 
 
@@ -45,13 +46,8 @@ class Job(Task):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
-        context = {
-            "task": self.name,
-            "task_id": request.id,
-            "attempt": request.retries + 1,
-            **{key: getattr(request, _HEADER + key, None) for key in _CONTEXT},
-        }
-        with structlog.contextvars.bound_contextvars(**context):
+        job = {"task": self.name, "task_id": request.id, "attempt": request.retries + 1}
+        with bound(self._request_context()), structlog.contextvars.bound_contextvars(**job):
             try:
                 return self.run(*args, **kwargs)
             except Retry:
@@ -106,7 +102,7 @@ class Job(Task):
                         task=self.name,
                         args=args,
                         kwargs=kwargs,
-                        headers=self._contextheaders_for(),
+                        headers=self._context_headers(),
                         last_error=message,
                         attempts=attempt,
                         first_failed_at=first,
@@ -115,8 +111,12 @@ class Job(Task):
                 )
             self.attempt_failed(connection, args, None if delay is None else now + timedelta(seconds=delay))
 
-    def _contextheaders_for(self) -> dict[str, str]:
-        return headers_for({key: getattr(self.request, _HEADER + key, None) for key in _CONTEXT})
+    def _request_context(self) -> RequestContext:
+        """The context of the request that caused this job, from its headers."""
+        return RequestContext.from_carried({key: getattr(self.request, _HEADER + key, None) for key in CARRIED})
+
+    def _context_headers(self) -> dict[str, str]:
+        return headers_for(self._request_context())
 
     def attempt_failed(self, connection: Connection, args: list[Any], next_attempt_at: datetime | None) -> None:
         """Hook, in the transaction that records the failure: the next attempt's time, or None when dead."""
@@ -143,6 +143,6 @@ class DeliverJob(Job):
         move(connection, Delivery(*args), due_at=now, status=PENDING, was=DEAD, sent_at=now)
 
 
-def headers_for(context: Mapping[str, Any]) -> dict[str, str]:
+def headers_for(context: RequestContext) -> dict[str, str]:
     """Task headers for a request context's id and trace (those it has)."""
-    return {_HEADER + key: str(context[key]) for key in _CONTEXT if context.get(key)}
+    return {_HEADER + key: value for key, value in context.carried().items()}

@@ -1,4 +1,4 @@
-"""The request body's size limit, whatever its framing.
+"""Stage: the request body's size limit, whatever its framing.
 
 With `Content-Length`, Werkzeug refuses a body over `MAX_CONTENT_LENGTH` (413). A chunked body has
 no length up front, and Werkzeug stops reading it at the limit without saying so: the view would
@@ -10,23 +10,32 @@ idempotency key sees the request; within it, the request continues with that bod
 from __future__ import annotations
 
 import io
+from typing import Any
 
-from flask import Flask
+from flask import Response
 from flask import request
 from werkzeug.wsgi import get_content_length
 
+from bookwell.platform.http.pipeline.exchange import Exchange
+from bookwell.platform.http.pipeline.exchange import Proceed
 from bookwell.platform.http.problems import HttpProblem
 
 
-def init_app(app: Flask, max_bytes: int) -> None:
+class BodyLimit:
     """Refuse any body over `max_bytes` with 413, chunked or not."""
-    app.config["MAX_CONTENT_LENGTH"] = max_bytes
 
-    @app.before_request
-    def _bound_chunked_body() -> None:
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+
+    def __call__(self, exchange: Exchange, proceed: Proceed) -> Response:
+        request.max_content_length = self.max_bytes  # a declared length: Werkzeug refuses it on read
         environ = request.environ
-        if get_content_length(environ) is not None or not environ.get("wsgi.input_terminated"):
-            return  # a declared length (Werkzeug enforces it), or no body a server says it framed
+        if get_content_length(environ) is None and environ.get("wsgi.input_terminated"):
+            self._bound_chunked_body(environ)
+        return proceed(exchange)
+
+    def _bound_chunked_body(self, environ: dict[str, Any]) -> None:
+        max_bytes = self.max_bytes
         try:
             body = environ["wsgi.input"].read(max_bytes + 1)
         except Exception as error:

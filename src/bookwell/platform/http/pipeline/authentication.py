@@ -1,14 +1,17 @@
-"""Bearer authentication and scope checks, applied by the contract binding to every secured operation."""
+"""Stage: authentication. The caller of a secured operation by its bearer credential (401 without a
+valid one), put in the kernel's request context, and the operation's scopes checked (403)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import structlog
-from flask import g
+from flask import Response
 from flask import request
 
+from bookwell.platform.http.pipeline.exchange import Exchange
+from bookwell.platform.http.pipeline.exchange import Proceed
 from bookwell.platform.http.problems import HttpProblem
+from bookwell.platform.kernel.context import authenticated
 from bookwell.platform.kernel.principal import Principal
 
 Authenticator = Callable[[str], Principal | None]
@@ -48,9 +51,7 @@ def authenticate(authenticator: Authenticator, required_scopes: frozenset[str]) 
     principal = authenticator(token)
     if principal is None:
         raise _unauthorized("The credential is unknown or revoked.", token_given=True)
-    g.principal = principal
-    g.organization_id = principal.organization_id
-    structlog.contextvars.bind_contextvars(organization_id=principal.organization_id)
+    authenticated(principal)
     missing = required_scopes - principal.scopes
     if missing:
         needed = " ".join(sorted(required_scopes))
@@ -62,3 +63,15 @@ def authenticate(authenticator: Authenticator, required_scopes: frozenset[str]) 
             headers={"WWW-Authenticate": f'Bearer realm="bookwell", error="insufficient_scope", scope="{needed}"'},
         )
     return principal
+
+
+class Authentication:
+    """Authenticates every secured operation with `authenticator`; public ones pass as they are."""
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self.authenticator = authenticator
+
+    def __call__(self, exchange: Exchange, proceed: Proceed) -> Response:
+        if exchange.operation is not None and exchange.operation.scopes is not None:
+            authenticate(self.authenticator, exchange.operation.scopes)
+        return proceed(exchange)

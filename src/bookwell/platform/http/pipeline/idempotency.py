@@ -1,4 +1,5 @@
-"""Idempotency-Key on POST: claim the key, run the request in one transaction, store the answer with the effect.
+"""Stage: idempotency. `Idempotency-Key` on POST: claim the key, run the request in one transaction,
+store the answer with the effect.
 
 The claim commits on its own first, so an identical request racing this one sees it and gets
 409 `idempotency_key_in_use`. The view then runs inside one request transaction that every
@@ -23,14 +24,17 @@ from flask import Response
 from flask import request
 
 from bookwell.platform.db import Database
+from bookwell.platform.http.contract.spec import IDEMPOTENCY_HEADER as HEADER
+from bookwell.platform.http.pipeline.exchange import Exchange
+from bookwell.platform.http.pipeline.exchange import Proceed
 from bookwell.platform.http.problems import HttpProblem
 from bookwell.platform.http.problems import render_error
 from bookwell.platform.idempotency import Claim
 from bookwell.platform.idempotency import IdempotencyStore
 from bookwell.platform.idempotency import StoredResponse
 from bookwell.platform.kernel.clock import utcnow
+from bookwell.platform.kernel.context import current
 
-HEADER = "Idempotency-Key"
 _VALID_KEY = re.compile(r"^[\x20-\x7E]{1,255}$")
 _NOT_STORED_HEADERS = frozenset({"x-request-id", "content-length", "date", "set-cookie"})
 _SHOWN_ONCE = "bookwell_shown_once"  # the attribute on a Response naming its secret fields
@@ -115,6 +119,16 @@ class Idempotency:
     def __init__(self, database: Database) -> None:
         self.database = database
         self.store = IdempotencyStore(database)
+
+    def __call__(self, exchange: Exchange, proceed: Proceed) -> Response:
+        operation = exchange.operation
+        if operation is None or operation.idempotency_key is None:
+            return proceed(exchange)
+        key = requested_key(required=operation.idempotency_key == "required")
+        organization_id = current().organization_id
+        if key is None or organization_id is None:
+            return proceed(exchange)
+        return self.run(organization_id, key, lambda: proceed(exchange))
 
     def run(self, organization_id: str, key: str, handle: Callable[[], Response]) -> Response:
         """The stored answer for this key, or `handle()`'s answer, stored with its effect."""
