@@ -15,21 +15,18 @@ from alembic import command
 from alembic.config import Config
 from pydantic import ValidationError
 
-from bookwell.booking import service as booking_service
-from bookwell.bootstrap import Container
 from bookwell.bootstrap import bootstrap
-from bookwell.identity import service as identity_service
+from bookwell.contexts import registrations
 from bookwell.platform.idempotency import IdempotencyStore
 from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.clock import utcnow
-from bookwell.platform.kernel.errors import DomainError
 from bookwell.platform.messaging.event_log import EventLog
 from bookwell.platform.messaging.jetstream import JetStream
 from bookwell.platform.messaging.relay import Relay
 from bookwell.platform.messaging.relay import single_relay_lock
 from bookwell.platform.observability.logging import configure_logging
+from bookwell.platform.registry import Registry
 from bookwell.settings import Settings
-from bookwell.tasks import timetable
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 log = structlog.get_logger("bookwell.cli")
@@ -43,8 +40,8 @@ def alembic_config(settings: Settings) -> Config:
     return config
 
 
-def _container(ctx: click.Context) -> Container:
-    container: Container = ctx.obj
+def _container(ctx: click.Context) -> Registry:
+    container: Registry = ctx.obj
     return container
 
 
@@ -84,46 +81,6 @@ def db_upgrade(ctx: click.Context, revision: str) -> None:
 def db_downgrade(ctx: click.Context, revision: str) -> None:
     """Migrate the database down to REVISION (`base` removes everything)."""
     command.downgrade(alembic_config(_container(ctx).settings), revision)
-
-
-@main.group()
-def org() -> None:
-    """Organizations (never created over the public API)."""
-
-
-@org.command("create")
-@click.argument("name")
-@click.option(
-    "--json",
-    "as_json",
-    is_flag=True,
-    help="Print only {organization_id, api_key} as JSON.",
-)
-@click.pass_context
-def org_create(ctx: click.Context, name: str, as_json: bool) -> None:
-    """Create an organization and its first API key, which holds every scope."""
-    try:
-        organization, token = identity_service.create_organization(uow=_container(ctx).identity_uow(), name=name)
-    except DomainError as error:
-        raise click.ClickException(error.detail) from error
-    if as_json:
-        click.echo(json.dumps({"organization_id": organization.id, "api_key": token}))
-    else:
-        click.echo(f"Organization {organization.id} ({organization.name}) created.")
-        click.echo(f"API key (shown once, keep it secret): {token}")
-
-
-@main.group()
-def holds() -> None:
-    """Holds on slots."""
-
-
-@holds.command("expire")
-@click.pass_context
-def holds_expire(ctx: click.Context) -> None:
-    """Mark every pending booking whose hold lapsed as expired (with its event)."""
-    total = booking_service.expire_all_holds(uow=_container(ctx).booking_uow)
-    click.echo(f"expired {total} hold(s)")
 
 
 @main.group()
@@ -183,7 +140,7 @@ def worker(ctx: click.Context) -> None:
 def scheduler(ctx: click.Context) -> None:
     """Send the scheduled jobs (holds, purges, re-drive) on time, until SIGTERM."""
     container = _container(ctx)
-    container.jobs.run_scheduler(timetable(container.settings))
+    container.jobs.run_scheduler(container.timetable())
 
 
 @main.group()
@@ -298,3 +255,8 @@ def provider_sim(host: str, port: int) -> None:
     from bookwell_tools.provider_sim import serve
 
     serve(host, port)
+
+
+for _registration in registrations():
+    for _command in _registration.commands:
+        main.add_command(_command)

@@ -365,6 +365,7 @@ def create_simulator() -> Flask:
             status=response.status_code,
             idempotency_key=g.get("idempotency_key"),
             fault=g.get("fault"),
+            traceparent=request.headers.get("traceparent"),
         )
         return response
 

@@ -20,6 +20,7 @@ from bookwell.app import CONTRACT_V1
 from bookwell.app import create_app
 from bookwell.bootstrap import bootstrap
 from bookwell.identity import service as identity_service
+from bookwell.identity.ports import IdentityUnitOfWork
 from bookwell.platform.db import Database
 from bookwell.platform.messaging.relay import Relay
 from tests.conftest import settings_for
@@ -120,7 +121,9 @@ def make_org(app: Flask) -> Any:
     container = app.extensions["bookwell.container"]
 
     def make(name: str = "Acme") -> Org:
-        organization, token = identity_service.create_organization(uow=container.identity_uow(), name=name)
+        organization, token = identity_service.create_organization(
+            uow=container.unit_of_work(IdentityUnitOfWork)(), name=name
+        )
         return Org(organization.id, token)
 
     return make

@@ -17,6 +17,7 @@ from bookwell.app import CONTRACT_V1
 from bookwell.app import create_app
 from bookwell.bootstrap import bootstrap
 from bookwell.identity import service as identity_service
+from bookwell.identity.ports import IdentityUnitOfWork
 from bookwell.platform.db import Database
 
 CASES_PER_OPERATION = 100
@@ -37,7 +38,9 @@ class _Credential:
 @pytest.fixture
 def token(fuzzed_app: Flask) -> str:
     container = fuzzed_app.extensions["bookwell.container"]
-    _, _Credential.token = identity_service.create_organization(uow=container.identity_uow(), name="Fuzz")
+    _, _Credential.token = identity_service.create_organization(
+        uow=container.unit_of_work(IdentityUnitOfWork)(), name="Fuzz"
+    )
     return _Credential.token
 
 

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from bookwell.identity import service as identity_service
+from bookwell.identity.ports import IdentityUnitOfWork
 from bookwell.platform.db import metadata
 from tests.api.conftest import Api
 from tests.integration.payments.test_booking_saga import System
@@ -21,7 +22,7 @@ def secret_of(token: str) -> str:
 
 def test_no_table_and_no_log_line_holds_a_minted_secret(system: System, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
     container = system.container
-    _, first = identity_service.create_organization(uow=container.identity_uow(), name="Tour")
+    _, first = identity_service.create_organization(uow=container.unit_of_work(IdentityUnitOfWork)(), name="Tour")
     api = Api(system.api.client, first)
     minted = api.post(
         "/v1/api-keys",

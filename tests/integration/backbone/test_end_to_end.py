@@ -17,6 +17,7 @@ import pytest
 from bookwell.app import create_app
 from bookwell.bootstrap import bootstrap
 from bookwell.identity import service as identity_service
+from bookwell.identity.ports import IdentityUnitOfWork
 from bookwell.platform.db import Database
 from tests.conftest import NATS_URL
 from tests.conftest import RABBITMQ_URL
@@ -55,7 +56,7 @@ def book_and_cancel(database: Database) -> dict[str, str]:
     settings = database.settings
     client = create_app(settings, container=bootstrap(settings, database=database)).test_client()
     _, token = identity_service.create_organization(
-        uow=bootstrap(settings, database=database).identity_uow(), name="E2E"
+        uow=bootstrap(settings, database=database).unit_of_work(IdentityUnitOfWork)(), name="E2E"
     )
     ids = {step: f"e2e-{step}-{uuid.uuid4().hex[:8]}" for step in ("resource", "booking", "cancel")}
 

@@ -23,15 +23,18 @@ from sqlalchemy import update
 
 from bookwell.app import create_app
 from bookwell.booking.adapters.sql import bookings
-from bookwell.bootstrap import Container
 from bookwell.bootstrap import bootstrap
 from bookwell.identity import service as identity_service
+from bookwell.identity.ports import IdentityUnitOfWork
 from bookwell.payments import service as payments_service
 from bookwell.payments.domain import RefundTooLarge
+from bookwell.payments.ports import PaymentProvider
+from bookwell.payments.ports import PaymentsUnitOfWork
 from bookwell.platform.db import Database
 from bookwell.platform.kernel.money import Money
 from bookwell.platform.messaging.outbox import outbox
 from bookwell.platform.messaging.relay import Relay
+from bookwell.platform.registry import Registry
 from bookwell.platform.workflow.saga import saga_steps
 from bookwell.platform.workflow.saga import sagas
 from tests.api.conftest import Api
@@ -51,7 +54,7 @@ def eur(cents: int) -> dict[str, object]:
 @dataclass
 class System:
     api: Api
-    container: Container
+    container: Registry
 
     @property
     def database(self) -> Database:
@@ -138,7 +141,7 @@ def system(database: Database) -> System:
     settings = database.settings.model_copy(update={"job_backoff_base_s": 0.01, "job_backoff_cap_s": 0.05})
     container = bootstrap(settings, database=database)
     app: Flask = create_app(settings, container=container)
-    _, token = identity_service.create_organization(uow=container.identity_uow(), name="Pay")
+    _, token = identity_service.create_organization(uow=container.unit_of_work(IdentityUnitOfWork)(), name="Pay")
     return System(Api(app.test_client(), token), container)
 
 
@@ -311,7 +314,7 @@ def test_concurrent_refunds_never_exceed_the_captured_amount(postgres_database: 
     settings = postgres_database.settings.model_copy(update={"job_backoff_base_s": 0.01, "job_backoff_cap_s": 0.05})
     container = bootstrap(settings, database=postgres_database)
     app = create_app(settings, container=container)
-    _, token = identity_service.create_organization(uow=container.identity_uow(), name="Race")
+    _, token = identity_service.create_organization(uow=container.unit_of_work(IdentityUnitOfWork)(), name="Race")
     system = System(Api(app.test_client(), token), container)
     booking = system.book("tok_ok")
     system.drive()
@@ -322,7 +325,10 @@ def test_concurrent_refunds_never_exceed_the_captured_amount(postgres_database: 
         barrier.wait(timeout=30)
         try:
             payments_service.request_refund(
-                uow=container.payments_uow(), payment_id=payment_id, amount=Money(500, "EUR"), reason="race"
+                uow=container.unit_of_work(PaymentsUnitOfWork)(),
+                payment_id=payment_id,
+                amount=Money(500, "EUR"),
+                reason="race",
             )
             outcomes.append("ok")
         except RefundTooLarge:
@@ -404,12 +410,12 @@ def test_a_compensation_whose_refund_fails_ends_as_refund_failed(system: System)
     system.step()
     system.lapse_hold(booking["id"])
     container = system.container
-    original = container.payment_provider.refund
+    original = container.lookup(PaymentProvider).refund
 
     def refusing(**kwargs: Any) -> Any:
         return original(**(kwargs | {"charge_reference": "not-a-charge"}))
 
-    container.payment_provider.refund = refusing  # type: ignore[method-assign]
+    container.lookup(PaymentProvider).refund = refusing  # type: ignore[method-assign]
     system.drive()
     payment = system.payment_of(booking["id"])
     assert payment["status"] == "captured", "the capture is kept, and said so"

@@ -3,6 +3,7 @@ the circuit breaker, checked against what the simulator's ledger and request cou
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 import uuid
@@ -17,6 +18,8 @@ from bookwell.payments.adapters.http import ProviderRejected
 from bookwell.payments.ports import ChargeResult
 from bookwell.payments.ports import ProviderUnavailable
 from bookwell.payments.ports import RefundResult
+from bookwell.platform.kernel.context import RequestContext
+from bookwell.platform.kernel.context import bound
 from tests.support.provider_sim import ProviderSim
 
 
@@ -78,6 +81,19 @@ def test_a_charge_replayed_under_its_key_is_one_charge(sim: ProviderSim, provide
         "EUR",
         "succeeded",
     )
+
+
+def test_a_call_carries_the_request_context_trace_to_the_provider(
+    sim: ProviderSim, provider: HttpPaymentProvider
+) -> None:
+    traceparent = "00-" + uuid.uuid4().hex + "-" + uuid.uuid4().hex[:16] + "-01"
+    with bound(RequestContext(request_id="req-trace", traceparent=traceparent)):
+        assert _charge(provider, _key()).captured
+    deadline = time.monotonic() + 10
+    while traceparent not in sim.log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the simulator logs a request once it has answered it
+    [line] = [json.loads(line) for line in sim.log_path.read_text().splitlines() if traceparent in line]
+    assert (line["event"], line["path"], line["traceparent"]) == ("provider_sim_request", "/v1/charges", traceparent)
 
 
 def test_the_simulator_replays_a_key_with_its_first_answer(sim: ProviderSim) -> None:

@@ -23,7 +23,6 @@ from bookwell.platform.messaging.jobs.records import job_failures
 from bookwell.platform.messaging.outbox import SqlOutbox
 from bookwell.platform.messaging.outbox import outbox
 from bookwell.platform.messaging.relay import Relay
-from bookwell.tasks import timetable
 
 
 def run_job(database: Database, name: str) -> int:
@@ -113,8 +112,8 @@ def test_redrive_leaves_a_queued_job_to_a_broker_that_redelivers_and_skips_one_b
 
 
 def test_the_timetable_sends_every_job_with_an_expiry_of_its_interval(database: Database) -> None:
-    table = timetable(database.settings)
     container = bootstrap(database.settings, database=database)
+    table = container.timetable()
     assert set(table) <= set(container.jobs.celery.tasks)
     assert table["bookwell.holds.expire"]["schedule"] == 30
     for entry in table.values():

@@ -29,6 +29,7 @@ from tenacity import stop_after_attempt
 from bookwell.payments.ports import ChargeResult
 from bookwell.payments.ports import ProviderUnavailable
 from bookwell.payments.ports import RefundResult
+from bookwell.platform.kernel.context import current
 from bookwell.platform.kernel.retry import backoff_delay
 
 log = structlog.get_logger("bookwell.payments.http")
@@ -202,7 +203,11 @@ class HttpPaymentProvider:
         """One request through the breaker. `calling()` holds the breaker's lock only to check its state,
         not for the request (its `call()` would hold it throughout, one request at a time per process)."""
         with self._breaker.calling():
-            response = self._client.post(path, json=payload, headers={"Idempotency-Key": idempotency_key})
+            headers = {"Idempotency-Key": idempotency_key}
+            traceparent = current().traceparent
+            if traceparent:
+                headers["traceparent"] = traceparent  # the provider's logs join the request's trace
+            response = self._client.post(path, json=payload, headers=headers)
             status = response.status_code
             if status >= 500 or status in _TRANSIENT_STATUSES:
                 raise _TransientStatus(status)

@@ -1,0 +1,58 @@
+"""The platform's own scheduled jobs: the saga sweep, re-drive of lost deliveries, and purges.
+
+Registered like a context's (`register`), before the contexts. Each is idempotent and safe to run
+twice at once (two schedulers, a re-sent message): the timetable may be late or doubled, never harmful.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from bookwell.platform.idempotency import IdempotencyStore
+from bookwell.platform.kernel.clock import utcnow
+from bookwell.platform.messaging.inbox import purge_delivered
+from bookwell.platform.messaging.outbox import EVENT_RETENTION
+from bookwell.platform.messaging.outbox import oldest_unsent
+from bookwell.platform.registry import ADVANCE_SAGA
+from bookwell.platform.registry import Registry
+
+log = structlog.get_logger("bookwell.maintenance")
+HOUR = 3600.0
+
+
+def register(registry: Registry) -> None:
+    """Schedule the platform's jobs."""
+    jobs, sagas, settings, database = registry.jobs, registry.sagas, registry.settings, registry.database
+
+    def sweep_sagas() -> int:
+        """Advance every saga whose next step is due: retries, and sagas whose worker died."""
+        due = sagas.due()
+        for saga_id in due:
+            jobs.send(ADVANCE_SAGA, saga_id)
+        return len(due)
+
+    def purge_idempotency_keys() -> int:
+        return IdempotencyStore(database).purge(utcnow())
+
+    def purge_events() -> int:
+        before = utcnow() - EVENT_RETENTION
+        with database.engine.begin() as connection:
+            purged = purge_delivered(connection, before)
+        purged_failures = jobs.purge_failures(before)
+        log.info("events_purged", events=purged, job_failures=purged_failures)
+        return purged
+
+    def redrive() -> int:
+        """Send lost deliveries again, and say so when the relay is behind."""
+        with database.engine.connect() as connection:
+            oldest = oldest_unsent(connection)
+        if oldest is not None:
+            lag = (utcnow() - oldest).total_seconds()
+            if lag > settings.stall_after_s:
+                log.warning("outbox_lagging", oldest_unsent_age_s=round(lag, 1))
+        return jobs.redrive()
+
+    registry.schedule("bookwell.deliveries.redrive", settings.redrive_every_s, redrive)
+    registry.schedule("bookwell.sagas.sweep", settings.saga_sweep_every_s, sweep_sagas)
+    registry.schedule("bookwell.idempotency.purge", HOUR, purge_idempotency_keys)
+    registry.schedule("bookwell.outbox.purge", HOUR, purge_events)
