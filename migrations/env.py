@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import bookwell.platform.ratelimit  # noqa: F401 - its tables, which nothing bootstrap imports may reach
 from bookwell.bootstrap import bootstrap
 from bookwell.platform.db import metadata
 from bookwell.settings import Settings

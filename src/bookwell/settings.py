@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 from pydantic import ConfigDict
@@ -12,6 +14,29 @@ from pydantic import Field
 from pydantic import model_validator
 
 DEV_SECRET_KEY = "dev-only-secret-key-never-use-in-production"  # noqa: S105 - refused outside development
+RATE_LIMIT_POLICIES = ("reads", "writes", "availability", "organization", "auth_failures")
+MAX_RATE_LIMIT_QUOTA = 1_000_000_000
+MAX_RATE_LIMIT_WINDOW_S = 86_400
+_RATE_LIMIT = re.compile(r"([0-9]{1,10})/([0-9]{1,6})")
+
+
+def parse_rate_limit(value: str) -> tuple[int, int]:
+    """`"QUOTA/WINDOW_S"` (e.g. `"600/60"`) as `(quota, window_s)`; refuses anything else with a ValueError."""
+    match = _RATE_LIMIT.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"{value!r} is not QUOTA/WINDOW_S in whole numbers, e.g. 600/60")
+    quota, window_s = int(match[1]), int(match[2])
+    check_rate_limit(quota, window_s)
+    return quota, window_s
+
+
+def check_rate_limit(quota: int, window_s: int) -> None:
+    """Refuse (ValueError) a quota outside 1..10^9 or a window outside 1 s..a day."""
+    if not 1 <= quota <= MAX_RATE_LIMIT_QUOTA or not 1 <= window_s <= MAX_RATE_LIMIT_WINDOW_S:
+        raise ValueError(
+            f"the quota must be 1 to {MAX_RATE_LIMIT_QUOTA} and the window 1 to {MAX_RATE_LIMIT_WINDOW_S} s,"
+            f" not {quota}/{window_s}"
+        )
 
 
 class Settings(BaseModel):
@@ -68,6 +93,16 @@ class Settings(BaseModel):
     # Modules whose `register(subscriptions, database)` adds internal event handlers beyond Bookwell's own
     # (a deployment's extensions; the async tests' recording handler).
     handler_modules: str = ""
+    # Rate limits (ADR 0022), each "QUOTA/WINDOW_S": requests a key may make per fixed window. The
+    # counters are in Redis when `rate_limit_storage_url` is a redis:// URL, else (empty, the
+    # embedded default) in the application's database, shared by every worker and process.
+    rate_limit_enabled: bool = True
+    rate_limit_storage_url: str = ""
+    rate_limit_reads: str = "600/60"
+    rate_limit_writes: str = "120/60"
+    rate_limit_availability: str = "60/60"
+    rate_limit_organization: str = "6000/60"
+    rate_limit_auth_failures: str = "20/60"
 
     @model_validator(mode="after")
     def _lease_outlasts_a_step(self) -> Settings:
@@ -81,6 +116,17 @@ class Settings(BaseModel):
     def _provider_needs_url(self) -> Settings:
         if self.payment_provider == "http" and not self.payment_provider_url:
             raise ValueError("BOOKWELL_PAYMENT_PROVIDER_URL is required when BOOKWELL_PAYMENT_PROVIDER is http")
+        return self
+
+    @model_validator(mode="after")
+    def _rate_limits_parse(self) -> Settings:
+        for policy in RATE_LIMIT_POLICIES:
+            try:
+                parse_rate_limit(getattr(self, f"rate_limit_{policy}"))
+            except ValueError as error:
+                raise ValueError(f"BOOKWELL_RATE_LIMIT_{policy.upper()}: {error}") from None
+        if self.rate_limit_storage_url and urlsplit(self.rate_limit_storage_url).scheme not in {"redis", "rediss"}:
+            raise ValueError("BOOKWELL_RATE_LIMIT_STORAGE_URL must be empty (the database) or a redis:// URL")
         return self
 
     @model_validator(mode="after")

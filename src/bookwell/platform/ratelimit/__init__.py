@@ -1,0 +1,42 @@
+"""Rate limits without a framework: policies and per-organization overrides, fixed-window counters in
+Redis or the application's database, decisions that fail open, and the IETF RateLimit header values."""
+
+from bookwell.platform.ratelimit.headers import POLICY_HEADER
+from bookwell.platform.ratelimit.headers import RATELIMIT_HEADER
+from bookwell.platform.ratelimit.headers import policy_header
+from bookwell.platform.ratelimit.headers import ratelimit_header
+from bookwell.platform.ratelimit.limiter import Decision
+from bookwell.platform.ratelimit.limiter import RateLimiter
+from bookwell.platform.ratelimit.limiter import Usage
+from bookwell.platform.ratelimit.limiter import build_rate_limiter
+from bookwell.platform.ratelimit.policies import Override
+from bookwell.platform.ratelimit.policies import Policy
+from bookwell.platform.ratelimit.policies import PolicyResolver
+from bookwell.platform.ratelimit.policies import clear_override
+from bookwell.platform.ratelimit.policies import default_policies
+from bookwell.platform.ratelimit.policies import list_overrides
+from bookwell.platform.ratelimit.policies import set_override
+from bookwell.platform.ratelimit.storage import SqlStorage
+from bookwell.platform.ratelimit.storage import purge_expired
+from bookwell.platform.ratelimit.storage import storage_for
+
+__all__ = [
+    "POLICY_HEADER",
+    "RATELIMIT_HEADER",
+    "Decision",
+    "Override",
+    "Policy",
+    "PolicyResolver",
+    "RateLimiter",
+    "SqlStorage",
+    "Usage",
+    "build_rate_limiter",
+    "clear_override",
+    "default_policies",
+    "list_overrides",
+    "policy_header",
+    "purge_expired",
+    "ratelimit_header",
+    "set_override",
+    "storage_for",
+]
