@@ -82,9 +82,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
+# Tests that are not about rate limits must never meet one (the rate-limit tests set their own).
+UNLIMITED = {
+    f"rate_limit_{policy}": "1000000/60"
+    for policy in ("reads", "writes", "availability", "organization", "auth_failures")
+}
+UNLIMITED_ENV = {"BOOKWELL_" + name.upper(): value for name, value in UNLIMITED.items()}
+
+
 def settings_for(database_url: str, **overrides: Any) -> Settings:
     """Settings for a test app on `database_url`; jobs go to an in-process broker unless overridden."""
-    values: dict[str, Any] = {"broker_url": "memory://"} | overrides
+    values: dict[str, Any] = {"broker_url": "memory://", **UNLIMITED} | overrides
     return Settings(env="test", database_url=database_url, secret_key="test-secret-key-" + "x" * 32, **values)
 
 

@@ -20,6 +20,9 @@ from bookwell.platform.http.pipeline.stages import install
 from bookwell.platform.http.pipeline.stages import request_stages
 from bookwell.platform.messaging.event_log import EventLog
 from bookwell.platform.observability.logging import configure_logging
+from bookwell.platform.ratelimit import PolicyResolver
+from bookwell.platform.ratelimit import build_rate_limiter
+from bookwell.platform.ratelimit import default_policies
 from bookwell.platform.registry import Registry
 from bookwell.settings import Settings
 
@@ -59,6 +62,9 @@ def create_app(
     bind(app, v1, views)
     stages = request_stages(
         authenticator=container.authenticator,
+        limiter=build_rate_limiter(settings, container.database),
+        policies=PolicyResolver(container.database, settings),
+        auth_failures=default_policies(settings)["auth_failures"],
         idempotency=Idempotency(container.database),
         max_body_bytes=MAX_BODY_BYTES,
     )

@@ -17,15 +17,25 @@ from pydantic import ValidationError
 
 from bookwell.bootstrap import bootstrap
 from bookwell.contexts import registrations
+from bookwell.identity import service as identity_service
+from bookwell.identity.ports import IdentityUnitOfWork
 from bookwell.platform.idempotency import IdempotencyStore
 from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.clock import utcnow
+from bookwell.platform.kernel.errors import DomainError
 from bookwell.platform.messaging.event_log import EventLog
 from bookwell.platform.messaging.jetstream import JetStream
 from bookwell.platform.messaging.relay import Relay
 from bookwell.platform.messaging.relay import single_relay_lock
 from bookwell.platform.observability.logging import configure_logging
+from bookwell.platform.ratelimit import Policy
+from bookwell.platform.ratelimit import PolicyResolver
+from bookwell.platform.ratelimit import clear_override
+from bookwell.platform.ratelimit import default_policies
+from bookwell.platform.ratelimit import list_overrides
+from bookwell.platform.ratelimit import set_override
 from bookwell.platform.registry import Registry
+from bookwell.settings import RATE_LIMIT_POLICIES
 from bookwell.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -94,6 +104,72 @@ def idempotency_purge(ctx: click.Context) -> None:
     """Forget idempotency keys older than 24 hours."""
     purged = IdempotencyStore(_container(ctx).database).purge(utcnow())
     click.echo(f"purged {purged} idempotency key(s)")
+
+
+@main.group("rate-limits")
+def rate_limits() -> None:
+    """Rate-limit policies: the defaults from settings, and organizations' own quotas."""
+
+
+_ORGANIZATION_POLICIES = [name for name in RATE_LIMIT_POLICIES if name != "auth_failures"]  # that one is per address
+
+
+@rate_limits.command("list")
+@click.option("--org", "organization_id", help="The policies in force for this organization.")
+@click.pass_context
+def rate_limits_list(ctx: click.Context, organization_id: str | None) -> None:
+    """The default policies and every override, or the policies in force for one organization."""
+    container = _container(ctx)
+    if organization_id is None:
+        for policy in default_policies(container.settings).values():
+            click.echo(f"default {policy.name} {policy.quota}/{policy.window_s}")
+        for override in list_overrides(container.database):
+            click.echo(
+                f"{override.organization_id} {override.policy.name} {override.policy.quota}/{override.policy.window_s}"
+            )
+        return
+    own = {o.policy.name for o in list_overrides(container.database, organization_id)}
+    resolver = PolicyResolver(container.database, container.settings, cache_s=0)
+    for policy in resolver.policies_for(organization_id).values():
+        source = "override" if policy.name in own else "default"
+        click.echo(f"{organization_id} {policy.name} {policy.quota}/{policy.window_s} ({source})")
+
+
+@rate_limits.command("set")
+@click.argument("organization_id")
+@click.argument("policy", type=click.Choice(_ORGANIZATION_POLICIES))
+@click.argument("limit", metavar="QUOTA/WINDOW_S")
+@click.pass_context
+def rate_limits_set(ctx: click.Context, organization_id: str, policy: str, limit: str) -> None:
+    """Give an organization its own quota for a policy, e.g. `set org_... writes 600/60`."""
+    container = _container(ctx)
+    try:
+        quota = Policy.parse(policy, limit)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="QUOTA/WINDOW_S") from error
+    _existing_organization(container, organization_id)
+    set_override(container.database, organization_id, quota)
+    click.echo(f"{organization_id} {policy} is now {quota.quota} per {quota.window_s} s (in force within seconds)")
+
+
+@rate_limits.command("clear")
+@click.argument("organization_id")
+@click.argument("policy", type=click.Choice(_ORGANIZATION_POLICIES))
+@click.pass_context
+def rate_limits_clear(ctx: click.Context, organization_id: str, policy: str) -> None:
+    """Return an organization to the default quota for a policy."""
+    if not clear_override(_container(ctx).database, organization_id, policy):
+        raise click.ClickException(f"{organization_id} has no override for {policy}")
+    click.echo(f"{organization_id} {policy} is back to the default")
+
+
+def _existing_organization(container: Registry, organization_id: str) -> None:
+    try:
+        identity_service.get_organization(
+            uow=container.unit_of_work(IdentityUnitOfWork)(readonly=True), organization_id=organization_id
+        )
+    except DomainError as error:
+        raise click.ClickException(f"no organization {organization_id}") from error
 
 
 def _stop_on_sigterm(stop: Callable[[], None]) -> None:

@@ -30,6 +30,7 @@ from bookwell.catalog.adapters.sql import SqlCatalogUnitOfWork
 from bookwell.identity import service as identity_service
 from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
 from bookwell.platform.db import Database
+from tests.conftest import UNLIMITED_ENV
 from tests.support.backbone import ROOT
 from tests.support.backbone import wait_for_drain
 from tests.support.booking import EVERY_DAY
@@ -79,6 +80,7 @@ class Stack:
             "BOOKWELL_SAGA_SWEEP_EVERY_S": "1",
             "BOOKWELL_STALL_AFTER_S": "5",
             "BOOKWELL_REDRIVE_EVERY_S": "2",
+            **UNLIMITED_ENV,
             "PYTHONUNBUFFERED": "1",
         }
         env.pop("BOOKWELL_NATS_URL", None)

@@ -6,66 +6,21 @@ to a real Gunicorn with the project's configuration."""
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bookwell.platform.db import Database
-from tests.support.backbone import ROOT
-from tests.support.net import free_port
+from tests.support.gunicorn import gunicorn
 
 
 @pytest.fixture
 def server(sqlite_database: Database, tmp_path: Path) -> Iterator[int]:
     """Gunicorn (deploy/gunicorn.conf.py, one worker) on the test's SQLite file; its port."""
-    port = free_port()
-    env = os.environ | {
-        "BOOKWELL_ENV": "test",
-        "BOOKWELL_DATABASE_URL": sqlite_database.settings.database_url,
-        "BOOKWELL_SECRET_KEY": sqlite_database.settings.secret_key,
-        "BOOKWELL_BROKER_URL": f"filesystem://{tmp_path / 'broker'}",
-        "BOOKWELL_WEB_WORKERS": "1",
-    }
-    with (tmp_path / "gunicorn.log").open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--config",
-                "deploy/gunicorn.conf.py",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "bookwell.app:create_app()",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                status, _, _ = exchange(port, b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if status == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise AssertionError(
-                "Gunicorn did not answer /livez within 60 s: " + (tmp_path / "gunicorn.log").read_text()
-            )
+    with gunicorn(sqlite_database, tmp_path, BOOKWELL_WEB_WORKERS="1") as port:
         yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def exchange(port: int, raw: bytes) -> tuple[int, dict[str, str], bytes]:

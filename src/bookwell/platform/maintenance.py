@@ -1,4 +1,5 @@
-"""The platform's own scheduled jobs: the saga sweep, re-drive of lost deliveries, and purges.
+"""The platform's own scheduled jobs: the saga sweep, re-drive of lost deliveries, and purges
+(idempotency keys, delivered events, ended rate-limit windows).
 
 Registered like a context's (`register`), before the contexts. Each is idempotent and safe to run
 twice at once (two schedulers, a re-sent message): the timetable may be late or doubled, never harmful.
@@ -13,6 +14,7 @@ from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.messaging.inbox import purge_delivered
 from bookwell.platform.messaging.outbox import EVENT_RETENTION
 from bookwell.platform.messaging.outbox import oldest_unsent
+from bookwell.platform.ratelimit import purge_expired
 from bookwell.platform.registry import ADVANCE_SAGA
 from bookwell.platform.registry import Registry
 
@@ -42,6 +44,10 @@ def register(registry: Registry) -> None:
         log.info("events_purged", events=purged, job_failures=purged_failures)
         return purged
 
+    def purge_rate_limit_windows() -> int:
+        """Forget the counters of rate-limit windows that ended (the database storage's; Redis expires its own)."""
+        return purge_expired(database, utcnow())
+
     def redrive() -> int:
         """Send lost deliveries again, and say so when the relay is behind."""
         with database.engine.connect() as connection:
@@ -56,3 +62,4 @@ def register(registry: Registry) -> None:
     registry.schedule("bookwell.sagas.sweep", settings.saga_sweep_every_s, sweep_sagas)
     registry.schedule("bookwell.idempotency.purge", HOUR, purge_idempotency_keys)
     registry.schedule("bookwell.outbox.purge", HOUR, purge_events)
+    registry.schedule("bookwell.ratelimits.purge", HOUR, purge_rate_limit_windows)

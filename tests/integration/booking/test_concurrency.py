@@ -29,6 +29,7 @@ from bookwell.booking.domain import peak_usage
 from bookwell.identity import service as identity_service
 from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
 from bookwell.platform.db import Database
+from tests.conftest import UNLIMITED_ENV
 from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -80,6 +81,7 @@ def server(database: Database, tmp_path: Path) -> Iterator[Server]:
         "BOOKWELL_LOG_LEVEL": "WARNING",
         "BOOKWELL_WEB_WORKERS": "4",
         "BOOKWELL_WEB_THREADS": "8",
+        **UNLIMITED_ENV,
     }
     log = tmp_path / "gunicorn.log"
     with log.open("wb") as sink:

@@ -30,6 +30,7 @@ from bookwell.platform.ratelimit import list_overrides
 from bookwell.platform.ratelimit import purge_expired
 from bookwell.platform.ratelimit import set_override
 from bookwell.platform.ratelimit.storage import rate_limit_counters
+from bookwell.settings import RATE_LIMIT_POLICIES
 from bookwell.settings import Settings
 from tests.conftest import REDIS_URL
 from tests.conftest import require_service
@@ -175,6 +176,12 @@ def test_rejections_are_counted_by_policy(backend: Backend, key: str) -> None:
     assert rejected() == before + 2
 
 
+def _default_limits(database: Database) -> Settings:
+    """The test database's settings with the shipped rate limits (tests elsewhere run without any)."""
+    names = [f"rate_limit_{policy}" for policy in RATE_LIMIT_POLICIES]
+    return database.settings.model_copy(update={name: Settings.model_fields[name].default for name in names})
+
+
 def test_overrides_replace_the_defaults_for_their_organization_only(database: Database) -> None:
     set_override(database, "org_a", Policy("reads", 5, 10))
     set_override(database, "org_a", Policy("reads", 7, 30))  # replaces the first
@@ -183,7 +190,7 @@ def test_overrides_replace_the_defaults_for_their_organization_only(database: Da
         ("org_a", Policy("reads", 7, 30)),
         ("org_b", Policy("writes", 1, 1)),
     ]
-    resolver = PolicyResolver(database, database.settings, cache_s=0)
+    resolver = PolicyResolver(database, _default_limits(database), cache_s=0)
     assert resolver.policies_for("org_a")["reads"] == Policy("reads", 7, 30)
     assert resolver.policies_for("org_a")["writes"] == Policy("writes", 120, 60)
     assert resolver.policies_for("org_c")["reads"] == Policy("reads", 600, 60)
@@ -196,7 +203,7 @@ def test_overrides_replace_the_defaults_for_their_organization_only(database: Da
 
 def test_an_override_applies_once_the_cached_policies_lapse(database: Database) -> None:
     now = [100.0]
-    resolver = PolicyResolver(database, database.settings, cache_s=5, clock=lambda: now[0])
+    resolver = PolicyResolver(database, _default_limits(database), cache_s=5, clock=lambda: now[0])
     assert resolver.policies_for("org_a")["reads"].quota == 600
     set_override(database, "org_a", Policy("reads", 3, 60))
     now[0] += 4.9

@@ -17,7 +17,6 @@ import structlog
 from limits import RateLimitItemPerSecond
 from limits.errors import StorageError
 from limits.storage import Storage
-from limits.strategies import FixedWindowRateLimiter
 from prometheus_client import Counter
 
 from bookwell.platform.db import Database
@@ -80,7 +79,6 @@ class RateLimiter:
     ) -> None:
         self.storage = storage
         self.enabled = enabled
-        self._strategy = FixedWindowRateLimiter(storage)
         self._clock = clock
         self._warn_every_s = warn_every_s
         self._warned_at = -math.inf
@@ -113,14 +111,20 @@ class RateLimiter:
 
     def _check(self, policy: Policy, key: str, *, count: bool) -> tuple[Usage, bool]:
         item = RateLimitItemPerSecond(policy.quota, policy.window_s, namespace=_NAMESPACE)
-        identifiers = (policy.name, key)
-        # The increment alone decides (atomic in the storage); the stats after it are for the headers.
-        within = self._strategy.hit(item, *identifiers) if count else self._strategy.test(item, *identifiers)
-        stats = self._strategy.get_window_stats(item, *identifiers)
-        left_s = stats.reset_time - self._clock()
+        stored = item.key_for(policy.name, key)
+        # The fixed-window strategy's own step (limits' FixedWindowRateLimiter.hit), keeping the count
+        # the storage's atomic increment returns: it decides, and what is left follows from it exactly
+        # (stats read afterwards could already include a concurrent request's hit).
+        if count:
+            used = self.storage.incr(stored, item.get_expiry())
+            within = used <= policy.quota
+        else:
+            used = self.storage.get(stored)
+            within = used < policy.quota
+        left_s = self.storage.get_expiry(stored) - self._clock()
         # No window running (never hit, or ended): the next hit starts a whole one.
         reset_s = math.ceil(left_s) if left_s > 0 else policy.window_s
-        return Usage(policy, remaining=max(0, stats.remaining), reset_s=reset_s), within
+        return Usage(policy, remaining=max(0, policy.quota - used), reset_s=reset_s), within
 
     def _unavailable(self, error: StorageError) -> None:
         UNAVAILABLE.inc()

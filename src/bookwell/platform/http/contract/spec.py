@@ -32,6 +32,7 @@ class Operation:
     path_models: Mapping[str, type[BaseModel]]
     idempotency_key: str | None  # None, "optional" or "required"
     header_limits: Mapping[str, int]  # declared header parameters with a `maxLength`
+    rate_limit_class: str  # which per-credential policy counts it: `x-rate-limit-class`, else reads or writes
 
     @property
     def flask_rule(self) -> str:
@@ -82,6 +83,7 @@ class Contract:
                             for p in params
                             if p["in"] == "header" and "maxLength" in p.get("schema", {})
                         },
+                        rate_limit_class=spec.get("x-rate-limit-class", "reads" if method == "get" else "writes"),
                     )
                 )
         return operations

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import field
 from typing import Protocol
 
 from flask import Response
@@ -20,13 +21,15 @@ class Exchange:
 
     `operation` and `view` are None for a route that is no operation of the contract (Swagger UI's
     assets) and for a request no route matches (404/405, answered by the view step). The
-    validation stage fills in `call`; the caller is in the kernel's request context.
+    validation stage fills in `call`; the caller is in the kernel's request context. `headers` go
+    on the answer, error or not, after the idempotency stage stored it (a replay gets fresh ones).
     """
 
     operation: Operation | None
     view: View | None
     path_values: Mapping[str, str]
     call: Call | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # for the answer, whatever it is (the rate limits')
 
 
 Proceed = Callable[[Exchange], Response]

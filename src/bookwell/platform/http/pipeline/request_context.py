@@ -1,5 +1,6 @@
 """Stage: the request context. Accepts or makes the request id, continues or starts the W3C trace,
-makes both current for everything below (kernel `RequestContext`), and echoes `X-Request-ID`."""
+makes both current for everything below (kernel `RequestContext`), and echoes `X-Request-ID` (with
+the headers stages below set for every answer, `Exchange.headers`)."""
 
 from __future__ import annotations
 
@@ -40,5 +41,6 @@ def request_context(exchange: Exchange, proceed: Proceed) -> Response:
     )
     with bound(context):
         response = proceed(exchange)
+    response.headers.update(exchange.headers)
     response.headers["X-Request-ID"] = str(context.request_id)
     return response

@@ -24,25 +24,40 @@ from bookwell.platform.http.pipeline.errors import render_errors
 from bookwell.platform.http.pipeline.exchange import Exchange
 from bookwell.platform.http.pipeline.exchange import Proceed
 from bookwell.platform.http.pipeline.exchange import Stage
+from bookwell.platform.http.pipeline.guess_limit import GuessLimit
 from bookwell.platform.http.pipeline.idempotency import Idempotency
 from bookwell.platform.http.pipeline.prefer import apply_wait
+from bookwell.platform.http.pipeline.rate_limit import RateLimit
 from bookwell.platform.http.pipeline.request_context import request_context
 from bookwell.platform.http.pipeline.validation import validate
 from bookwell.platform.http.pipeline.view import run_view
+from bookwell.platform.ratelimit import Policy
+from bookwell.platform.ratelimit import PolicyResolver
+from bookwell.platform.ratelimit import RateLimiter
 
 _PIPELINE = "bookwell.pipeline"
 
 
-def request_stages(*, authenticator: Authenticator, idempotency: Idempotency, max_body_bytes: int) -> list[Stage]:
+def request_stages(
+    *,
+    authenticator: Authenticator,
+    limiter: RateLimiter,
+    policies: PolicyResolver,
+    auth_failures: Policy,
+    idempotency: Idempotency,
+    max_body_bytes: int,
+) -> list[Stage]:
     """The stages in the order a request meets them; the view (and presentation) comes after the last."""
     return [
         request_context,  # the request id and trace context, current for all below; X-Request-ID on the answer
         log_and_measure,  # log and metrics: one access-log line and the RED metrics, for every answer
         render_errors,  # whatever a stage below raises becomes problem+json
         BodyLimit(max_body_bytes),  # 413 for a body over the limit, chunked or not
+        GuessLimit(limiter, auth_failures),  # 429 for an address whose failed authentications spent their policy
         Authentication(authenticator),  # the caller (401) and the operation's scopes (403)
+        RateLimit(limiter, policies),  # per credential and per organization: 429, and the RateLimit headers
         apply_wait,  # `Prefer: wait`, served once the request's transaction below committed
-        idempotency,  # `Idempotency-Key`: claim, run the rest in one transaction, store, replay (ADR 0022)
+        idempotency,  # `Idempotency-Key`: claim, run the rest in one transaction, store, replay (ADR 0023)
         validate,  # binding and validation: headers, body, query and path into the view's `Call`
     ]
 

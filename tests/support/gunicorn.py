@@ -1,0 +1,68 @@
+"""Gunicorn as production runs it (deploy/gunicorn.conf.py) on a free local port, for tests that
+need real worker processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bookwell.platform.db import Database
+from tests.support.backbone import ROOT
+from tests.support.net import free_port
+
+
+@contextmanager
+def gunicorn(database: Database, folder: Path, **env: str) -> Iterator[int]:
+    """Serve `bookwell.app:create_app()` on `database` (broker in `folder`, log in `folder/gunicorn.log`),
+    with `env` on top of the test settings; yields the port once `/livez` answers."""
+    port = free_port()
+    log_path = folder / "gunicorn.log"
+    environment = os.environ | {
+        "BOOKWELL_ENV": "test",
+        "BOOKWELL_DATABASE_URL": database.settings.database_url,
+        "BOOKWELL_SECRET_KEY": database.settings.secret_key,
+        "BOOKWELL_BROKER_URL": f"filesystem://{folder / 'broker'}",
+        **env,
+    }
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "--config",
+                "deploy/gunicorn.conf.py",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "bookwell.app:create_app()",
+            ],
+            cwd=ROOT,
+            env=environment,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not _answers(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("Gunicorn did not answer /livez within 60 s: " + log_path.read_text())
+            time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as connection:
+            connection.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return connection.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
