@@ -18,6 +18,7 @@ from bookwell.booking.domain import BookingRequest
 from bookwell.booking.domain import Status
 from bookwell.booking.ports import BookingFilter
 from bookwell.booking.ports import BookingUnitOfWork
+from bookwell.booking.presenters import v1
 from bookwell.platform.http.conditional import etag
 from bookwell.platform.http.conditional import not_modified
 from bookwell.platform.http.conditional import with_etag
@@ -75,7 +76,7 @@ def _final(organization_id: str, booking_id: str) -> Response | None:
 
 
 def _created(booking: Booking) -> Response:
-    response = with_etag(jsonify(booking.snapshot()), booking.version)
+    response = with_etag(jsonify(v1.booking(booking)), booking.version)
     response.status_code = 201
     response.headers["Location"] = f"/v1/bookings/{booking.id}"
     return response
@@ -97,7 +98,7 @@ def list_bookings(call: Call) -> Response:
         filters=filters,
         page=page_request(scope, query.limit, query.cursor),
     )
-    return page_response(scope, page, present=lambda b: b.snapshot(), key=lambda b: b.id)
+    return page_response(scope, page, present=v1.booking, key=lambda b: b.id)
 
 
 @views.operation("getBooking")
@@ -106,7 +107,7 @@ def get_booking(call: Call) -> Response:
         uow=uow(readonly=True), organization_id=call.organization_id, booking_id=call.path["booking_id"]
     )
     saga = saga_state(booking_id=booking.id)
-    shown = jsonify(booking.snapshot() | {"saga": saga})
+    shown = jsonify(v1.booking(booking) | {"saga": saga})
     if saga is not None and saga["status"] != "done":
         # A running saga changes this answer without changing the booking's version: no ETag
         # (so no 304) until it ends; from then on the version is the whole truth again.
@@ -119,7 +120,7 @@ def cancel_booking(call: Call) -> Response:
     booking = service.cancel_booking(
         uow=uow(), organization_id=call.organization_id, booking_id=call.path["booking_id"], reason=call.body.reason
     )
-    return with_etag(jsonify(booking.snapshot()), booking.version)
+    return with_etag(jsonify(v1.booking(booking)), booking.version)
 
 
 @views.operation("getAvailability")
@@ -135,7 +136,7 @@ def get_availability(call: Call) -> Response:
             "resource_id": resource_id,
             "from": rfc3339(start),
             "to": rfc3339(end),
-            "slots": [slot.as_dict() for slot in slots],
+            "slots": [v1.slot(slot) for slot in slots],
         },
         separators=(",", ":"),
     ).encode()

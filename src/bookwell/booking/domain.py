@@ -19,16 +19,13 @@ from datetime import UTC
 from datetime import date
 from datetime import datetime
 from datetime import timedelta
-from typing import Any
 
 import email_validator
 
-from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.errors import Conflict
 from bookwell.platform.kernel.errors import FieldError
 from bookwell.platform.kernel.errors import InvalidInput
 from bookwell.platform.kernel.errors import NotFound
-from bookwell.platform.kernel.events import Event
 from bookwell.platform.kernel.ids import new_id
 from bookwell.platform.kernel.money import Money
 
@@ -190,30 +187,6 @@ class Booking:
         self.move_to(Status.CANCELLED, now)
         self.cancellation_reason = reason
 
-    def snapshot(self) -> dict[str, Any]:
-        """The public representation, the same in responses and in events."""
-        return {
-            "id": self.id,
-            "resource_id": self.resource_id,
-            "start": rfc3339(self.start),
-            "end": rfc3339(self.end),
-            "quantity": self.quantity,
-            "customer": {"name": self.customer_name, "email": self.customer_email},
-            "status": str(self.status),
-            "hold_expires_at": rfc3339(self.hold_expires_at) if self.hold_expires_at else None,
-            "price": self.price.as_dict(),
-            "metadata": dict(self.metadata),
-            "cancellation_reason": self.cancellation_reason,
-            "created_at": rfc3339(self.created_at),
-            "updated_at": rfc3339(self.updated_at),
-        }
-
-    def event(self, kind: str) -> Event:
-        """The `booking.<kind>` event carrying this booking as it now stands."""
-        return Event(
-            type=f"booking.{kind}", organization_id=self.organization_id, aggregate_id=self.id, object=self.snapshot()
-        )
-
 
 @dataclass(frozen=True)
 class BookingRequest:
@@ -359,9 +332,6 @@ class Slot:
     start: datetime
     end: datetime
     remaining: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"start": rfc3339(self.start), "end": rfc3339(self.end), "remaining": self.remaining}
 
 
 def check_span(start: datetime, end: datetime, now: datetime) -> None:

@@ -18,6 +18,7 @@ from bookwell.booking.domain import check_span
 from bookwell.booking.domain import email_key
 from bookwell.booking.domain import normalized_email
 from bookwell.booking.domain import place
+from bookwell.booking.events import booking_event
 from bookwell.booking.ports import BookingFilter
 from bookwell.booking.ports import BookingUnitOfWork
 from bookwell.platform.kernel.clock import utcnow
@@ -45,9 +46,9 @@ def place_booking(*, uow: BookingUnitOfWork, request: BookingRequest) -> Booking
                 raise Busy("A hold in the way changed while this request was being handled; retry.")
         booking = place(terms, request, [b for b in overlapping if b.blocks(now)], now)
         uow.bookings.add(booking)
-        uow.events.add(booking.event("created"))
+        uow.events.add(booking_event(booking, "created"))
         if booking.status is Status.CONFIRMED:
-            uow.events.add(booking.event("confirmed"))
+            uow.events.add(booking_event(booking, "confirmed"))
         uow.commit()
     return booking
 
@@ -82,7 +83,7 @@ def cancel_booking(*, uow: BookingUnitOfWork, organization_id: str, booking_id: 
         previous = booking.version
         booking.cancel(reason, now)
         _save(uow, booking, previous)
-        uow.events.add(booking.event("cancelled"))
+        uow.events.add(booking_event(booking, "cancelled"))
         uow.commit()
     return booking
 
@@ -124,7 +125,7 @@ def _expire(uow: BookingUnitOfWork, booking: Booking, now: datetime) -> bool:
     booking.move_to(Status.EXPIRED, now)
     if not uow.bookings.save(booking, previous_version=previous):
         return False
-    uow.events.add(booking.event("expired"))
+    uow.events.add(booking_event(booking, "expired"))
     return True
 
 
@@ -149,6 +150,6 @@ def settle_payment(*, uow: BookingUnitOfWork, organization_id: str, booking_id: 
             status = (Status.EXPIRED if lapsed else Status.CONFIRMED) if captured else Status.FAILED
             booking.move_to(status, now)
             _save(uow, booking, previous)
-            uow.events.add(booking.event(str(status)))
+            uow.events.add(booking_event(booking, str(status)))
             uow.commit()
     return booking

@@ -7,6 +7,7 @@ from flask import jsonify
 
 from bookwell.catalog import service
 from bookwell.catalog.ports import CatalogUnitOfWork
+from bookwell.catalog.presenters import v1
 from bookwell.platform.http.conditional import etag
 from bookwell.platform.http.conditional import not_modified
 from bookwell.platform.http.conditional import required_versions
@@ -28,7 +29,7 @@ def create_resource(call: Call) -> tuple[Response, int, dict[str, str]]:
         organization_id=call.organization_id,
         fields=call.body.model_dump(exclude_unset=True),
     )
-    response = with_etag(jsonify(resource.snapshot()), resource.version)
+    response = with_etag(jsonify(v1.resource(resource)), resource.version)
     return response, 201, {"Location": f"/v1/resources/{resource.id}"}
 
 
@@ -41,7 +42,7 @@ def list_resources(call: Call) -> Response:
         page=page_request(scope, call.query.limit, call.query.cursor),
         active=call.query.active,
     )
-    return page_response(scope, page, present=lambda r: r.snapshot(), key=lambda r: r.id)
+    return page_response(scope, page, present=v1.resource, key=lambda r: r.id)
 
 
 @views.operation("getResource")
@@ -51,7 +52,7 @@ def get_resource(call: Call) -> Response:
         organization_id=call.organization_id,
         resource_id=call.path["resource_id"],
     )
-    return not_modified(etag(resource.version)) or with_etag(jsonify(resource.snapshot()), resource.version)
+    return not_modified(etag(resource.version)) or with_etag(jsonify(v1.resource(resource)), resource.version)
 
 
 @views.operation("updateResource")
@@ -63,7 +64,7 @@ def update_resource(call: Call) -> Response:
         accepted_versions=required_versions(),
         changes=call.body.model_dump(exclude_unset=True),
     )
-    return with_etag(jsonify(resource.snapshot()), resource.version)
+    return with_etag(jsonify(v1.resource(resource)), resource.version)
 
 
 @views.operation("deleteResource")

@@ -10,12 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.errors import FieldError
 from bookwell.platform.kernel.errors import InvalidInput
 from bookwell.platform.kernel.errors import NotFound
 from bookwell.platform.kernel.errors import PreconditionFailed
-from bookwell.platform.kernel.events import Event
 from bookwell.platform.kernel.ids import new_id
 from bookwell.platform.kernel.money import ISO_4217
 from bookwell.platform.kernel.money import Money
@@ -147,35 +145,6 @@ class Resource:
     updated_at: datetime
     deleted_at: datetime | None = None
 
-    def snapshot(self) -> dict[str, Any]:
-        """The public representation, the same in responses and in events."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "description": self.description,
-            "timezone": self.timezone,
-            "capacity": self.capacity,
-            "slot_minutes": self.slot_minutes,
-            "min_slots": self.min_slots,
-            "max_slots": self.max_slots,
-            "opening_hours": self.opening_hours.as_dict(),
-            "price_per_slot": self.price_per_slot.as_dict(),
-            "hold_minutes": self.hold_minutes,
-            "cancellation": {"refund_until_hours_before": self.cancellation.refund_until_hours_before},
-            "active": self.active,
-            "created_at": rfc3339(self.created_at),
-            "updated_at": rfc3339(self.updated_at),
-        }
-
-    def event(self, kind: str) -> Event:
-        """The `resource.<kind>` event carrying this resource as it now stands."""
-        return Event(
-            type=f"resource.{kind}",
-            organization_id=self.organization_id,
-            aggregate_id=self.id,
-            object=self.snapshot(),
-        )
-
     def check_version(self, accepted: frozenset[int] | None) -> None:
         """Raise unless the caller's If-Match names the current version (None accepts any)."""
         if accepted is not None and self.version not in accepted:
@@ -214,9 +183,21 @@ _EDITABLE = (
 
 
 def _fields(resource: Resource) -> dict[str, Any]:
-    """The editable fields in their raw (JSON) shape, so merged changes are validated uniformly."""
-    snapshot = resource.snapshot()
-    return {name: snapshot[name] for name in _EDITABLE}
+    """The editable fields in the raw shape a create gives them, so merged changes are validated uniformly."""
+    return {
+        "name": resource.name,
+        "description": resource.description,
+        "timezone": resource.timezone,
+        "capacity": resource.capacity,
+        "slot_minutes": resource.slot_minutes,
+        "min_slots": resource.min_slots,
+        "max_slots": resource.max_slots,
+        "opening_hours": resource.opening_hours.as_dict(),
+        "price_per_slot": resource.price_per_slot.as_dict(),
+        "hold_minutes": resource.hold_minutes,
+        "cancellation": {"refund_until_hours_before": resource.cancellation.refund_until_hours_before},
+        "active": resource.active,
+    }
 
 
 def _validated(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from bookwell.catalog.domain import Resource
 from bookwell.catalog.domain import ResourceNotFound
 from bookwell.catalog.domain import StaleResource
 from bookwell.catalog.domain import create_resource as new_resource
+from bookwell.catalog.events import resource_event
 from bookwell.catalog.ports import CatalogUnitOfWork
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.pages import Page
@@ -20,7 +21,7 @@ def create_resource(*, uow: CatalogUnitOfWork, organization_id: str, fields: Map
     resource = new_resource(organization_id=organization_id, fields=fields, now=utcnow())
     with uow:
         uow.resources.add(resource)
-        uow.events.add(resource.event("created"))
+        uow.events.add(resource_event(resource, "created"))
         uow.commit()
     return resource
 
@@ -60,7 +61,7 @@ def update_resource(
         previous = resource.version
         resource.update(changes, utcnow())
         _save(uow, resource, previous)
-        uow.events.add(resource.event("updated"))
+        uow.events.add(resource_event(resource, "updated"))
         uow.commit()
     return resource
 
@@ -78,7 +79,7 @@ def delete_resource(
         previous = resource.version
         resource.delete(utcnow())
         _save(uow, resource, previous)
-        uow.events.add(resource.event("deleted"))
+        uow.events.add(resource_event(resource, "deleted"))
         uow.commit()
 
 

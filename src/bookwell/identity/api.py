@@ -7,6 +7,7 @@ from flask import jsonify
 
 from bookwell.identity import service
 from bookwell.identity.ports import IdentityUnitOfWork
+from bookwell.identity.presenters import v1
 from bookwell.platform.http.contract.binding import Call
 from bookwell.platform.http.contract.binding import Dependency
 from bookwell.platform.http.contract.binding import Views
@@ -21,7 +22,7 @@ uow = Dependency[IdentityUnitOfWork]("identity.uow")
 @views.operation("getOrganization")
 def get_organization(call: Call) -> Response:
     organization = service.get_organization(uow=uow(readonly=True), organization_id=call.organization_id)
-    return jsonify(organization.snapshot())
+    return jsonify(v1.organization(organization))
 
 
 @views.operation("createApiKey")
@@ -33,7 +34,7 @@ def create_api_key(call: Call) -> tuple[Response, int, dict[str, str]]:
         scopes=frozenset(scope.value for scope in call.body.scopes),
     )
     return (
-        shown_once(jsonify(key.snapshot() | {"secret": token}), "secret"),
+        shown_once(jsonify(v1.api_key(key) | {"secret": token}), "secret"),
         201,
         {"Location": f"/v1/api-keys/{key.id}"},
     )
@@ -47,7 +48,7 @@ def list_api_keys(call: Call) -> Response:
         organization_id=call.organization_id,
         page=page_request(scope, call.query.limit, call.query.cursor),
     )
-    return page_response(scope, page, present=lambda key: key.snapshot(), key=lambda key: key.id)
+    return page_response(scope, page, present=v1.api_key, key=lambda key: key.id)
 
 
 @views.operation("revokeApiKey")

@@ -9,9 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
-from typing import Any
 
-from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.errors import Conflict
 from bookwell.platform.kernel.errors import FieldError
 from bookwell.platform.kernel.errors import Forbidden
@@ -66,14 +64,6 @@ class Organization:
     name: str
     created_at: datetime
 
-    def snapshot(self) -> dict[str, Any]:
-        """The public representation."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "created_at": rfc3339(self.created_at),
-        }
-
 
 def hash_secret(secret: str) -> str:
     """The stored form of a key's secret. The secret has 256 random bits, so a plain SHA-256 suffices."""
@@ -120,18 +110,6 @@ class ApiKey:
         """Stop the key from working; revoking twice keeps the first time."""
         if self.revoked_at is None:
             self.revoked_at = now
-
-    def snapshot(self) -> dict[str, Any]:
-        """The public representation (never the secret)."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "scopes": sorted(self.scopes),
-            "prefix": self.prefix,
-            "created_at": rfc3339(self.created_at),
-            "last_used_at": rfc3339(self.last_used_at) if self.last_used_at else None,
-            "revoked_at": rfc3339(self.revoked_at) if self.revoked_at else None,
-        }
 
 
 @dataclass(frozen=True)

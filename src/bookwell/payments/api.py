@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Response
 from flask import jsonify
 
 from bookwell.payments import service
+from bookwell.payments.domain import PaymentOverview
 from bookwell.payments.ports import PaymentsUnitOfWork
+from bookwell.payments.presenters import v1
 from bookwell.platform.http.contract.binding import Call
 from bookwell.platform.http.contract.binding import Dependency
 from bookwell.platform.http.contract.binding import Views
@@ -28,7 +32,7 @@ def list_payments(call: Call) -> Response:
         booking_id=query.booking_id.root if query.booking_id else None,
         page=page_request(scope, query.limit, query.cursor),
     )
-    return page_response(scope, page, present=lambda p: p, key=lambda p: p["id"])
+    return page_response(scope, page, present=_payment, key=lambda shown: shown.payment.id)
 
 
 @views.operation("getPayment")
@@ -36,7 +40,7 @@ def get_payment(call: Call) -> Response:
     payment = service.get_payment(
         uow=uow(readonly=True), organization_id=call.organization_id, payment_id=call.path["payment_id"]
     )
-    return jsonify(payment)
+    return jsonify(_payment(payment))
 
 
 @views.operation("createRefund")
@@ -49,4 +53,8 @@ def create_refund(call: Call) -> tuple[Response, int]:
         reason="requested",
         kick=lambda saga_id: kick(saga_id=saga_id),
     )
-    return jsonify(refund.snapshot()), 201
+    return jsonify(v1.refund(refund)), 201
+
+
+def _payment(shown: PaymentOverview) -> dict[str, Any]:
+    return v1.payment(shown.payment, shown.refunds, shown.saga)

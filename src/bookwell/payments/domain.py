@@ -7,12 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.errors import Conflict
 from bookwell.platform.kernel.errors import FieldError
 from bookwell.platform.kernel.errors import InvalidInput
 from bookwell.platform.kernel.errors import NotFound
-from bookwell.platform.kernel.events import Event
 from bookwell.platform.kernel.ids import new_id
 from bookwell.platform.kernel.money import Money
 
@@ -69,19 +67,6 @@ class Refund:
     failure_code: str | None
     created_at: datetime
     updated_at: datetime
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "payment_id": self.payment_id,
-            "amount": Money(self.amount, self.currency).as_dict(),
-            "status": str(self.status),
-            "reason": self.reason,
-            "provider_reference": self.provider_reference,
-            "failure_code": self.failure_code,
-            "created_at": rfc3339(self.created_at),
-            "updated_at": rfc3339(self.updated_at),
-        }
 
 
 @dataclass
@@ -197,26 +182,11 @@ class Payment:
             self.refund_reserved -= refund.amount
         self._touch(now)
 
-    def snapshot(self, refunds: list[Refund], saga: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "booking_id": self.booking_id,
-            "amount": self.amount.as_dict(),
-            "status": str(self.status),
-            "provider": self.provider,
-            "provider_reference": self.provider_reference,
-            "failure_code": self.failure_code,
-            "refunded_amount": Money(self.refunded_amount, self.amount.currency).as_dict(),
-            "refunds": [refund.snapshot() for refund in refunds],
-            "saga": saga,
-            "created_at": rfc3339(self.created_at),
-            "updated_at": rfc3339(self.updated_at),
-        }
 
-    def event(self, kind: str, refunds: list[Refund]) -> Event:
-        return Event(
-            type=f"payment.{kind}",
-            organization_id=self.organization_id,
-            aggregate_id=self.id,
-            object=self.snapshot(refunds),
-        )
+@dataclass(frozen=True)
+class PaymentOverview:
+    """A payment with its refunds and, when its booking's saga runs or ran, where that stands."""
+
+    payment: Payment
+    refunds: list[Refund]
+    saga: dict[str, Any] | None

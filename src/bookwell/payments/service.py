@@ -9,13 +9,14 @@ timeout or an open breaker gets the first answer back, never a second charge.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from bookwell.payments.domain import Payment
 from bookwell.payments.domain import PaymentNotFound
+from bookwell.payments.domain import PaymentOverview
 from bookwell.payments.domain import PaymentStatus
 from bookwell.payments.domain import Refund
 from bookwell.payments.domain import RefundStatus
+from bookwell.payments.events import payment_event
 from bookwell.payments.ports import PaymentProvider
 from bookwell.payments.ports import PaymentsUnitOfWork
 from bookwell.payments.ports import ProviderUnavailable
@@ -84,7 +85,7 @@ def charge(*, uow: UnitOfWorkFactory, provider: PaymentProvider, payment_id: str
                 payment.fail(result.failure_code or "declined", now, result.reference)
                 kind = "failed"
             work.payments.save(payment)
-            work.events.add(payment.event(kind, work.payments.refunds_of(payment.id)))
+            work.events.add(payment_event(payment, kind, work.payments.refunds_of(payment.id)))
             work.commit()
     return payment
 
@@ -107,7 +108,7 @@ def abandon(*, uow: PaymentsUnitOfWork, payment_id: str, code: str) -> bool:
             return False
         payment.fail(code, utcnow())
         uow.payments.save(payment)
-        uow.events.add(payment.event("failed", uow.payments.refunds_of(payment.id)))
+        uow.events.add(payment_event(payment, "failed", uow.payments.refunds_of(payment.id)))
         uow.commit()
     return True
 
@@ -197,13 +198,13 @@ def carry_out_refund(*, uow: UnitOfWorkFactory, provider: PaymentProvider, refun
             work.payments.save(payment)
             work.payments.save_refund(current)
             if result.succeeded:
-                work.events.add(payment.event("refunded", work.payments.refunds_of(payment.id)))
+                work.events.add(payment_event(payment, "refunded", work.payments.refunds_of(payment.id)))
             work.commit()
     return current
 
 
-def get_payment(*, uow: PaymentsUnitOfWork, organization_id: str, payment_id: str) -> dict[str, Any]:
-    """The payment's representation: with its refunds and where its saga stands."""
+def get_payment(*, uow: PaymentsUnitOfWork, organization_id: str, payment_id: str) -> PaymentOverview:
+    """The payment, with its refunds and where its saga stands."""
     with uow:
         payment = uow.payments.get(payment_id, organization_id=organization_id)
         if payment is None:
@@ -213,15 +214,15 @@ def get_payment(*, uow: PaymentsUnitOfWork, organization_id: str, payment_id: st
 
 def list_payments(
     *, uow: PaymentsUnitOfWork, organization_id: str, booking_id: str | None, page: PageRequest
-) -> Page[dict[str, Any]]:
-    """The organization's payments (representations), newest first."""
+) -> Page[PaymentOverview]:
+    """The organization's payments, each with its refunds and saga, newest first."""
     with uow:
         found = uow.payments.page(organization_id, booking_id, page)
         return Page([_shown(uow, payment) for payment in found.items], found.has_more)
 
 
-def _shown(uow: PaymentsUnitOfWork, payment: Payment) -> dict[str, Any]:
-    return payment.snapshot(uow.payments.refunds_of(payment.id), uow.payments.saga_state(payment.booking_id))
+def _shown(uow: PaymentsUnitOfWork, payment: Payment) -> PaymentOverview:
+    return PaymentOverview(payment, uow.payments.refunds_of(payment.id), uow.payments.saga_state(payment.booking_id))
 
 
 def _locked(uow: PaymentsUnitOfWork, payment_id: str, organization_id: str | None = None) -> Payment:

@@ -9,6 +9,8 @@ from sqlalchemy import text
 from bookwell.catalog.adapters.sql import SqlCatalogUnitOfWork
 from bookwell.catalog.adapters.sql import resources
 from bookwell.catalog.domain import create_resource
+from bookwell.catalog.events import resource_event
+from bookwell.catalog.presenters import v1
 from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
 from bookwell.identity.domain import create_organization
 from bookwell.platform.db import Database
@@ -56,7 +58,7 @@ def test_nothing_survives_a_unit_of_work_that_did_not_commit(database: Database)
     resource = create_resource(organization_id=org_id, fields=FIELDS, now=utcnow())
     with pytest.raises(RuntimeError, match="boom"), SqlCatalogUnitOfWork(database) as uow:
         uow.resources.add(resource)
-        uow.events.add(resource.event("created"))
+        uow.events.add(resource_event(resource, "created"))
         raise RuntimeError("boom")
     with database.engine.connect() as connection:
         assert connection.execute(select(resources)).all() == []
@@ -69,14 +71,14 @@ def test_a_change_and_its_event_commit_together_with_the_request_context(databas
     context = RequestContext(request_id="req-1", traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01")
     with bound(context), SqlCatalogUnitOfWork(database) as uow:
         uow.resources.add(resource)
-        uow.events.add(resource.event("created"))
+        uow.events.add(resource_event(resource, "created"))
         uow.commit()
     with SqlCatalogUnitOfWork(database, readonly=True) as uow:
         assert uow.resources.get(org_id, resource.id) == resource
     with database.engine.connect() as connection:
         row = connection.execute(select(outbox)).one()
     assert (row.type, row.aggregate_id, row.request_id) == ("resource.created", resource.id, "req-1")
-    assert row.payload == {"object": resource.snapshot()}
+    assert row.payload == {"object": v1.resource(resource)}
     assert row.sent_at is None
     assert row.created_at.tzinfo is not None
 

@@ -9,6 +9,7 @@ import pytest
 
 from bookwell.catalog.domain import OpeningHours
 from bookwell.catalog.domain import create_resource
+from bookwell.catalog.presenters import v1
 from bookwell.platform.kernel.errors import InvalidInput
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -48,7 +49,7 @@ def test_defaults_and_money() -> None:
     resource = create_resource(organization_id="org_x", fields=FIELDS, now=NOW)
     assert (resource.capacity, resource.hold_minutes, resource.version, resource.active) == (1, 10, 1, True)
     assert resource.price_per_slot.amount == 300
-    assert resource.snapshot()["opening_hours"] == FIELDS["opening_hours"]
+    assert v1.resource(resource)["opening_hours"] == FIELDS["opening_hours"]
 
 
 @pytest.mark.parametrize(
