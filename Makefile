@@ -47,7 +47,7 @@ typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
 imports: $(VENV)/.dev
-	$(BIN)/lint-imports
+	PYTHONPATH=tools $(BIN)/lint-imports --no-cache
 
 contract-models: $(VENV)/.dev  ## Regenerate the request models from the contract
 	$(CODEGEN) --output $(MODELS)
