@@ -106,39 +106,39 @@ class BookingSaga:
             uow=self.booking_uow(readonly=True), organization_id=organization_id, booking_id=saga.subject_id
         )
         if booking.status is not Status.PENDING or booking.hold_lapsed(utcnow()):
-            with self.database.request_transaction() as connection:
+            with SqlUnitOfWork(self.database, shared=True) as work:
                 if self.payments.abandon(payment_id, code=f"booking_{_ended_as(booking.status)}"):
-                    record.step(connection, "abandoned", next_step=None, ended_as="void")
-                    connection.commit()
+                    record.step(work, "abandoned", next_step=None, ended_as="void")
+                    work.commit()
                     return
         try:
             payment = self.payments.charge(payment_id)
         except ProviderUnavailable as unavailable:
             raise Retry(unavailable.reason, not_before_s=unavailable.retry_after_s) from unavailable
         captured = payment.status is not PaymentStatus.FAILED
-        with self.database.request_transaction() as connection:
+        with SqlUnitOfWork(self.database, shared=True) as work:
             settled = service.settle_payment(
                 uow=self.booking_uow(), organization_id=organization_id, booking_id=saga.subject_id, captured=captured
             )
             detail: dict[str, Any] = {"payment_status": str(payment.status), "booking_status": str(settled.status)}
             if not captured:
-                record.step(connection, "declined", next_step=None, ended_as="failed", detail=detail)
+                record.step(work, "declined", next_step=None, ended_as="failed", detail=detail)
             elif settled.status is Status.CONFIRMED:
-                record.step(connection, "captured", next_step=None, ended_as="confirmed", detail=detail)
+                record.step(work, "captured", next_step=None, ended_as="confirmed", detail=detail)
             else:
-                record.step(connection, "captured_too_late", next_step="compensate", detail=detail)
-            connection.commit()
+                record.step(work, "captured_too_late", next_step="compensate", detail=detail)
+            work.commit()
 
     def compensate(self, saga: Saga, record: SagaLog) -> None:
         """Give back a capture whose booking had ended: all that is left to refund (a cancellation's
         refund may already have asked for it), then wait for the refund's outcome."""
-        with self.database.request_transaction() as connection:
+        with SqlUnitOfWork(self.database, shared=True) as work:
             refund = self.payments.refund_what_is_left(saga.data["payment_id"], reason="booking_ended")
             if refund is None:
-                record.step(connection, "nothing_left_to_refund", next_step=None, ended_as="refunded")
+                record.step(work, "nothing_left_to_refund", next_step=None, ended_as="refunded")
             else:
-                record.step(connection, "refund_requested", next_step="await_refund", data={"refund_id": refund.id})
-            connection.commit()
+                record.step(work, "refund_requested", next_step="await_refund", data={"refund_id": refund.id})
+            work.commit()
 
     def await_refund(self, saga: Saga, record: SagaLog) -> None:
         """The saga ends when its refund does: succeeded, or failed, which needs an operator."""
@@ -148,14 +148,14 @@ class BookingSaga:
         succeeded = state is RefundStatus.SUCCEEDED
         if not succeeded:
             log.error("compensation_refund_failed", refund_id=saga.data["refund_id"], booking_id=saga.subject_id)
-        with self.database.request_transaction() as connection:
+        with SqlUnitOfWork(self.database, shared=True) as work:
             record.step(
-                connection,
+                work,
                 "refund_succeeded" if succeeded else "refund_failed",
                 next_step=None,
                 ended_as="refunded" if succeeded else "refund_failed",
             )
-            connection.commit()
+            work.commit()
 
     def cancelled(self, event: LoggedEvent) -> None:
         """`booking.cancelled`: refund a captured payment as the cancellation policy says."""
@@ -178,7 +178,7 @@ class BookingSaga:
         with SqlUnitOfWork(self.database) as work:  # joins the handler's transaction, with its inbox row
             refund = self.payments.refund_what_is_left(payment.id, reason="cancelled") if in_time else None
             note(
-                work.connection,
+                work,
                 SAGA,
                 booking["id"],
                 "cancel",

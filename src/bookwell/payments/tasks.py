@@ -16,6 +16,7 @@ from bookwell.payments.ports import PaymentProvider
 from bookwell.payments.ports import PaymentsUnitOfWork
 from bookwell.payments.ports import ProviderUnavailable
 from bookwell.platform.db import Database
+from bookwell.platform.db import SqlUnitOfWork
 from bookwell.platform.workflow.saga import Retry
 from bookwell.platform.workflow.saga import Saga
 from bookwell.platform.workflow.saga import SagaLog
@@ -37,12 +38,13 @@ def register(
         succeeded = done.status is RefundStatus.SUCCEEDED
         if not succeeded:  # the provider refused: money that should go back did not; an operator must look
             log.error("refund_failed", refund_id=done.id, payment_id=done.payment_id, failure_code=done.failure_code)
-        with database.engine.begin() as connection:
+        with SqlUnitOfWork(database, shared=True) as work:
             record.step(
-                connection,
+                work,
                 "succeeded" if succeeded else "failed",
                 next_step=None,
                 detail={"failure_code": done.failure_code, "provider_reference": done.provider_reference},
             )
+            work.commit()
 
     sagas.define(service.REFUND_SAGA, "refund", refund)

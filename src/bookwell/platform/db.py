@@ -228,11 +228,17 @@ class SqlUnitOfWork:
     """One database transaction: entered, used through repositories, then committed or rolled back.
 
     Repositories never commit; only `commit()` does, and leaving the block without it rolls back.
+    A `shared` unit of work is joined by the units of work opened inside it (as savepoints), as a
+    request transaction is: a saga step's change and its record commit together.
     """
 
-    def __init__(self, database: Database, *, readonly: bool = False) -> None:
+    def __init__(self, database: Database, *, readonly: bool = False, shared: bool = False) -> None:
+        if readonly and shared:
+            raise ValueError("a read-only unit of work has nothing to share")
         self.database = database
         self.readonly = readonly
+        self.shared = shared
+        self._sharing: contextvars.Token[tuple[Database, Connection, list[Callable[[], None]]] | None] | None = None
         self._connection: Connection | None = None
         self._savepoint: NestedTransaction | None = None
         self._after_commit: list[Callable[[], None]] = []
@@ -258,6 +264,8 @@ class SqlUnitOfWork:
             connection.begin()
             if self.readonly and self.database.dialect == "postgresql":
                 connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+            if self.shared:
+                self._sharing = _AMBIENT.set((self.database, connection, self._after_commit))
         self._connection = connection
         self._open_repositories(connection)
         return self
@@ -294,6 +302,9 @@ class SqlUnitOfWork:
     ) -> None:
         connection, self._connection = self.connection, None
         savepoint, self._savepoint = self._savepoint, None
+        if self._sharing is not None:
+            _AMBIENT.reset(self._sharing)
+            self._sharing = None
         if savepoint is not None:
             if savepoint.is_active:
                 savepoint.rollback()

@@ -32,9 +32,9 @@ from tests.api.conftest import problem
 from tests.api.test_bookings import at
 from tests.api.test_bookings import key
 from tests.api.test_bookings import resource
-from tests.integration.payments.conftest import PRICE
-from tests.integration.payments.conftest import System
-from tests.integration.payments.conftest import eur
+from tests.integration.conftest import PRICE
+from tests.integration.conftest import System
+from tests.integration.conftest import eur
 
 
 def test_a_captured_payment_confirms_the_booking(system: System) -> None:

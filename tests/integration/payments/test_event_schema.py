@@ -17,7 +17,7 @@ from bookwell.platform.messaging.outbox import outbox
 from tests.api.test_bookings import at
 from tests.api.test_bookings import key
 from tests.api.test_bookings import resource
-from tests.integration.payments.conftest import System
+from tests.integration.conftest import System
 
 EVENTS_V1 = CONTRACT_V1.parents[1] / "events" / "v1.yaml"
 

@@ -3,7 +3,6 @@ the circuit breaker, checked against what the simulator's ledger and request cou
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 import uuid
@@ -92,8 +91,10 @@ def test_a_call_carries_the_request_context_trace_to_the_provider(
     deadline = time.monotonic() + 10
     while traceparent not in sim.log_path.read_text() and time.monotonic() < deadline:
         time.sleep(0.05)  # the simulator logs a request once it has answered it
-    [line] = [json.loads(line) for line in sim.log_path.read_text().splitlines() if traceparent in line]
-    assert (line["event"], line["path"], line["traceparent"]) == ("provider_sim_request", "/v1/charges", traceparent)
+    [line] = [line for line in sim.log_path.read_text().splitlines() if traceparent in line]
+    assert "provider_sim_request" in line
+    assert "path=/v1/charges" in line
+    assert f"traceparent={traceparent}" in line.split()
 
 
 def test_the_simulator_replays_a_key_with_its_first_answer(sim: ProviderSim) -> None:

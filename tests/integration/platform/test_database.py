@@ -14,6 +14,7 @@ from bookwell.catalog.presenters import v1
 from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
 from bookwell.identity.domain import create_organization
 from bookwell.platform.db import Database
+from bookwell.platform.db import SqlUnitOfWork
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.context import RequestContext
 from bookwell.platform.kernel.context import bound
@@ -112,3 +113,26 @@ def test_the_database_rejects_what_the_domain_would_never_write(database: Databa
 def test_a_read_only_unit_of_work_cannot_commit(database: Database) -> None:
     with pytest.raises(RuntimeError, match="read-only"), SqlCatalogUnitOfWork(database, readonly=True) as uow:
         uow.commit()
+
+
+def test_a_shared_unit_of_work_is_joined_by_those_opened_inside_it(database: Database) -> None:
+    org_id = organization(database)
+    kept = create_resource(organization_id=org_id, fields=FIELDS, now=utcnow())
+    dropped = create_resource(organization_id=org_id, fields=FIELDS, now=utcnow())
+    ran: list[str] = []
+    with SqlUnitOfWork(database, shared=True) as outer:
+        with SqlCatalogUnitOfWork(database) as inner:  # a savepoint of the outer transaction
+            inner.resources.add(kept)
+            inner.after_commit(lambda: ran.append("kept"))
+            inner.commit()
+        assert ran == [], "an inner commit waits for the outer one"
+        outer.commit()
+    assert ran == ["kept"]
+    with SqlUnitOfWork(database, shared=True), SqlCatalogUnitOfWork(database) as inner:
+        inner.resources.add(dropped)
+        inner.after_commit(lambda: ran.append("dropped"))
+        inner.commit()
+        # the outer unit leaves without committing: the inner commit goes with it
+    with database.engine.connect() as connection:
+        stored = set(connection.execute(select(resources.c.id)).scalars())
+    assert (kept.id in stored, dropped.id in stored, ran) == (True, False, ["kept"])

@@ -33,8 +33,9 @@ def test_a_step_that_outlived_its_lease_writes_nothing(database: Database) -> No
     def slow(saga: Saga, record: SagaLog) -> None:
         with database.engine.begin() as connection:  # another worker took the saga meanwhile
             connection.execute(update(sagas).values(locked_until=None))
-        with database.engine.begin() as connection:
-            record.step(connection, "done", next_step=None)
+        with SqlUnitOfWork(database, shared=True) as work:
+            record.step(work, "done", next_step=None)
+            work.commit()
 
     saga_id = started(database, engine, {"only": slow})
     engine.advance(saga_id)

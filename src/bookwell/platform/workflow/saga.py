@@ -145,7 +145,7 @@ class SagaLog:
 
     def step(
         self,
-        connection: Connection,
+        work: SqlUnitOfWork,
         outcome: str,
         *,
         next_step: str | None,
@@ -153,7 +153,10 @@ class SagaLog:
         data: dict[str, Any] | None = None,
         ended_as: str | None = None,
     ) -> None:
-        """Record the current step's outcome; then run `next_step` at once, or end the saga (`ended_as`)."""
+        """Record the current step's outcome in `work`, the unit of work of the change the step made
+        (`SqlUnitOfWork(database, shared=True)`, which the contexts' units of work join); then run
+        `next_step` at once, or end the saga (`ended_as`)."""
+        connection = work.connection
         now = utcnow()
         connection.execute(
             saga_steps.insert().values(
@@ -212,9 +215,10 @@ def start_saga(
 
 
 def note(
-    connection: Connection, saga_type: str, subject_id: str, step: str, outcome: str, *, detail: dict[str, Any]
+    work: SqlUnitOfWork, saga_type: str, subject_id: str, step: str, outcome: str, *, detail: dict[str, Any]
 ) -> None:
-    """Record a step taken for a saga outside its own steps (a compensation after it ended, say)."""
+    """Record, in `work`, a step taken for a saga outside its own steps (a compensation after it ended, say)."""
+    connection = work.connection
     saga_id = connection.execute(
         select(sagas.c.id).where(sagas.c.type == saga_type, sagas.c.subject_id == subject_id)
     ).scalar_one_or_none()
