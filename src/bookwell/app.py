@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bookwell.bootstrap import bootstrap
 from bookwell.contract import v1 as v1_models
@@ -69,6 +70,8 @@ def create_app(
         max_body_bytes=MAX_BODY_BYTES,
     )
     install(app, stages)
+    if settings.proxy_hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops)  # type: ignore[method-assign]
     return app
 
 

@@ -103,6 +103,9 @@ class Settings(BaseModel):
     rate_limit_availability: str = "60/60"
     rate_limit_organization: str = "6000/60"
     rate_limit_auth_failures: str = "20/60"
+    # How many proxies in front append to X-Forwarded-For: the client's address (failed
+    # authentication is limited per address, ADR 0024) is taken that many hops back; 0 ignores the header.
+    proxy_hops: int = Field(default=0, ge=0, le=5)
 
     @model_validator(mode="after")
     def _lease_outlasts_a_step(self) -> Settings:

@@ -11,6 +11,7 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from bookwell.app import create_app
+from bookwell.bootstrap import bootstrap
 from bookwell.catalog import service as catalog_service
 from bookwell.platform.db import Database
 from tests.api.conftest import RESOURCE
@@ -246,3 +247,19 @@ def test_null_where_the_contract_allows_it_is_accepted(api: Api) -> None:
 def test_a_query_value_with_nul_is_422(api: Api) -> None:
     body = problem(api.get("/v1/bookings", query_string={"customer_email": "a\u0000@b.co"}), 422, "validation_failed")
     assert body["errors"][0]["pointer"] == "/query/customer_email"
+
+
+@pytest.mark.parametrize(("hops", "counted_apart"), [(0, False), (1, True)])
+def test_failed_authentication_is_counted_per_forwarded_address_only_behind_declared_proxies(
+    sqlite_database: Database, hops: int, counted_apart: bool
+) -> None:
+    settings = sqlite_database.settings.model_copy(update={"rate_limit_auth_failures": "2/600", "proxy_hops": hops})
+    client = create_app(settings, container=bootstrap(settings, database=sqlite_database)).test_client()
+
+    def guess(address: str) -> int:
+        headers = {"Authorization": "Bearer bw_wrong", "X-Forwarded-For": address}
+        return client.get("/v1/resources", headers=headers).status_code
+
+    assert [guess("198.51.100.1"), guess("198.51.100.1"), guess("198.51.100.1")] == [401, 401, 429]
+    # Another client behind the same proxy: its own bucket only when the proxy is declared.
+    assert guess("198.51.100.2") == (401 if counted_apart else 429)
