@@ -38,6 +38,7 @@ test-busy: $(VENV)/.dev  ## The crash-safety and chaos tests, 3 rounds in a row,
 bench: $(VENV)/.dev  ## Benchmarks against local PostgreSQL and NATS (figures in docs/benchmarks.md)
 	$(BIN)/python bench/relay.py
 	$(BIN)/python bench/embedded_broker.py
+	$(BIN)/python bench/request_path.py
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
