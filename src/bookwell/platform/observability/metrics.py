@@ -1,4 +1,5 @@
-"""Prometheus metrics: the RED signals of every route (rate, errors, duration), labelled by route template.
+"""Prometheus metrics: the RED signals of every route (rate, errors, duration), labelled by route
+template, and the rate limits' refusals and lapses (labels bounded: no ids).
 
 Under Gunicorn every worker is a process of its own, so when `PROMETHEUS_MULTIPROC_DIR` is set
 (deploy/gunicorn.conf.py sets it) samples go to files there and `/metrics` merges all workers'.
@@ -28,12 +29,32 @@ DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 
+RATE_LIMIT_REJECTIONS = Counter(
+    "bookwell_rate_limit_rejections_total",
+    "Requests refused for being over a rate-limit policy, by policy.",
+    ["policy"],
+)
+RATE_LIMIT_UNAVAILABLE = Counter(
+    "bookwell_rate_limit_unavailable_total",
+    "Rate-limit decisions that failed open because the counters' storage did not answer.",
+)
+
 
 def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
     """Count one answered request; unmatched paths share one label so cardinality stays bounded."""
     label = route or "unmatched"
     REQUESTS.labels(method, label, str(status)).inc()
     DURATION.labels(method, label).observe(seconds)
+
+
+def observe_rate_limit_rejection(policy: str) -> None:
+    """Count one request refused by `policy`."""
+    RATE_LIMIT_REJECTIONS.labels(policy).inc()
+
+
+def observe_rate_limit_unavailable() -> None:
+    """Count one decision made without the counters (served uncounted)."""
+    RATE_LIMIT_UNAVAILABLE.inc()
 
 
 def exposition() -> tuple[bytes, str]:

@@ -17,23 +17,14 @@ import structlog
 from limits import RateLimitItemPerSecond
 from limits.errors import StorageError
 from limits.storage import Storage
-from prometheus_client import Counter
 
 from bookwell.platform.db import Database
+from bookwell.platform.observability.metrics import observe_rate_limit_rejection
+from bookwell.platform.observability.metrics import observe_rate_limit_unavailable
 from bookwell.platform.ratelimit.policies import Policy
 from bookwell.platform.ratelimit.storage import storage_for
 from bookwell.settings import Settings
 
-# Defined here, not in `platform.metrics`: the two are sibling layers, which import-linter keeps apart.
-REJECTIONS = Counter(
-    "bookwell_rate_limit_rejections_total",
-    "Requests refused for being over a rate-limit policy, by policy.",
-    ["policy"],
-)
-UNAVAILABLE = Counter(
-    "bookwell_rate_limit_unavailable_total",
-    "Rate-limit decisions that failed open because the counters' storage did not answer.",
-)
 WARN_EVERY_S = 5.0
 _NAMESPACE = "ratelimit"
 
@@ -102,7 +93,7 @@ class RateLimiter:
             return ALLOWED_UNCOUNTED
         over = [usage for usage, within in checked if not within]
         for usage in over:
-            REJECTIONS.labels(usage.policy.name).inc()
+            observe_rate_limit_rejection(usage.policy.name)
         return Decision(
             allowed=not over,
             usages=tuple(usage for usage, _ in checked),
@@ -127,7 +118,7 @@ class RateLimiter:
         return Usage(policy, remaining=max(0, policy.quota - used), reset_s=reset_s), within
 
     def _unavailable(self, error: StorageError) -> None:
-        UNAVAILABLE.inc()
+        observe_rate_limit_unavailable()
         now = time.monotonic()
         with self._warn_lock:
             if now - self._warned_at < self._warn_every_s:
