@@ -8,6 +8,7 @@ and the kernel, nothing else"), this contract says exactly that:
     type = "allowlist"
     source_modules = ["bookwell.*.domain"]      # `*` is one name; a match covers its descendants
     allowed_modules = ["{context}.domain", "bookwell.platform.kernel", "email_validator"]
+    exclude_modules = ["bookwell.platform"]      # optional: sources the pattern must not cover
 
 `{context}` is the matched source's first two names (`bookwell.booking`). The standard library is
 always allowed. An allowed name covers its descendants. Only direct imports are checked: what an
@@ -44,12 +45,18 @@ class AllowListContract(Contract):
 
     source_modules = fields.ListField(subfield=fields.StringField())
     allowed_modules = fields.ListField(subfield=fields.StringField())
+    exclude_modules = fields.ListField(subfield=fields.StringField(), required=False, default=[])
 
     def check(self, graph: ImportGraph, verbose: bool) -> ContractCheck:
         violations: list[dict[str, Any]] = []
         patterns = cast(list[str], self.source_modules)  # a field on the class, its parsed value on the contract
         names = cast(list[str], self.allowed_modules)
-        sources = [m for m in sorted(graph.modules) if any(_matches(m, p) for p in patterns)]
+        excluded = cast(list[str], self.exclude_modules)
+        sources = [
+            m
+            for m in sorted(graph.modules)
+            if any(_matches(m, p) for p in patterns) and not any(_within(m, x) for x in excluded)
+        ]
         for module in sources:
             context = ".".join(module.split(".")[:2])
             allowed = [name.replace("{context}", context) for name in names]

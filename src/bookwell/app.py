@@ -44,7 +44,7 @@ def create_app(
         raise LookupError("no registered context authenticates callers")
 
     app = PipelineApp("bookwell", static_folder=None)
-    app.config.update(JSON_SORT_KEYS=False)
+    app.config.update(JSON_SORT_KEYS=False, MAX_CONTENT_LENGTH=MAX_BODY_BYTES)  # the body-limit stage's backstop
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["bookwell.container"] = container
 
@@ -66,6 +66,7 @@ def create_app(
         limiter=build_rate_limiter(settings, container.database),
         policies=PolicyResolver(container.database, settings),
         auth_failures=default_policies(settings)["auth_failures"],
+        proxy_hops=settings.proxy_hops,
         idempotency=Idempotency(container.database),
         max_body_bytes=MAX_BODY_BYTES,
     )

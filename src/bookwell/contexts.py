@@ -21,4 +21,5 @@ CONTEXTS: Sequence[str] = (
 
 def registrations(contexts: Sequence[str] | None = None) -> list[ModuleType]:
     """Each context's `registration` module, in order (of `CONTEXTS` unless told others)."""
-    return [importlib.import_module(f"{package}.registration") for package in contexts or CONTEXTS]
+    chosen = CONTEXTS if contexts is None else contexts
+    return [importlib.import_module(f"{package}.registration") for package in chosen]

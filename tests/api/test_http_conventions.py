@@ -13,6 +13,8 @@ from werkzeug.test import TestResponse
 from bookwell.app import create_app
 from bookwell.bootstrap import bootstrap
 from bookwell.catalog import service as catalog_service
+from bookwell.identity import service as identity_service
+from bookwell.identity.ports import IdentityUnitOfWork
 from bookwell.platform.db import Database
 from tests.api.conftest import RESOURCE
 from tests.api.conftest import Api
@@ -263,3 +265,25 @@ def test_failed_authentication_is_counted_per_forwarded_address_only_behind_decl
     assert [guess("198.51.100.1"), guess("198.51.100.1"), guess("198.51.100.1")] == [401, 401, 429]
     # Another client behind the same proxy: its own bucket only when the proxy is declared.
     assert guess("198.51.100.2") == (401 if counted_apart else 429)
+
+
+def test_a_key_asking_for_what_it_may_not_is_counted_and_told_where_it_stands(
+    sqlite_database: Database,
+) -> None:
+    settings = sqlite_database.settings.model_copy(update={"rate_limit_reads": "3/600"})
+    app = create_app(settings, container=bootstrap(settings, database=sqlite_database))
+    container = app.extensions["bookwell.container"]
+    _, token = identity_service.create_organization(uow=container.unit_of_work(IdentityUnitOfWork)(), name="Scoped")
+    found = identity_service.authenticate(uow=container.unit_of_work(IdentityUnitOfWork)(readonly=True), token=token)
+    assert found is not None
+    _, reader = identity_service.create_api_key(
+        uow=container.unit_of_work(IdentityUnitOfWork)(),
+        granted_by=found.principal,
+        name="resources only",
+        scopes=frozenset({"resources:read"}),
+    )
+    client = app.test_client()
+    answers = [client.get("/v1/bookings", headers={"Authorization": f"Bearer {reader}"}) for _ in range(4)]
+    assert [a.status_code for a in answers] == [403, 403, 403, 429]
+    assert all("RateLimit" in a.headers and "RateLimit-Policy" in a.headers for a in answers)
+    assert answers[-1].get_json()["code"] == "rate_limited"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import yaml
 from flask import Flask
 from openapi_spec_validator import validate
@@ -83,3 +84,11 @@ def test_every_operation_documents_its_errors() -> None:
             assert "403" in responses, operation.operation_id
         if operation.body_model is not None:
             assert {"400", "413", "415", "422"} <= responses, operation.operation_id
+
+
+def test_a_rate_limit_class_the_limits_do_not_know_is_refused_at_start_up() -> None:
+    document = yaml.safe_load(CONTRACT_V1.read_text(encoding="utf-8"))
+    assert Contract(document, models).operations["getAvailability"].rate_limit_class == "availability"
+    document["paths"]["/v1/resources/{resource_id}/availability"]["get"]["x-rate-limit-class"] = "organisation"
+    with pytest.raises(ValueError, match="getAvailability: x-rate-limit-class 'organisation' is not one of"):
+        Contract(document, models)

@@ -1,12 +1,13 @@
-"""The import rules catch what they claim: each rule's violation is planted in a scratch copy of
-the sources, and `lint-imports` (with the project's configuration) must fail naming it. The
-untouched copy passes first, so a failure is the plant's doing."""
+"""The import rules catch what they claim: a violation of every rule is planted in a scratch copy of
+the sources, and `lint-imports` (with the project's configuration) must fail naming each. The
+untouched copy passes first, so a failure is the plant's doing; a rule without a plant fails too."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,24 @@ PLANTS = [
     ),
     ("bookwell/booking/ports.py", "import flask", "Ports, presenters and events", _allow("booking.ports", "flask")),
     (
+        "bookwell/catalog/presenters/v1.py",
+        "import sqlalchemy",
+        "Ports, presenters and events",
+        _allow("catalog.presenters.v1", "sqlalchemy"),
+    ),
+    (
+        "bookwell/booking/events.py",
+        "import structlog",
+        "Ports, presenters and events",
+        _allow("booking.events", "structlog"),
+    ),
+    (
+        "bookwell/identity/cli.py",
+        "from bookwell.identity.adapters import sql as _sql",
+        "A context's commands import",
+        _allow("identity.cli", "bookwell.identity.adapters.sql"),
+    ),
+    (
         "bookwell/platform/kernel/ids.py",
         "import structlog",
         "The kernel is pure",
@@ -52,6 +71,30 @@ PLANTS = [
         "from bookwell import bootstrap as _bootstrap",
         "The platform imports no context",
         "bookwell.platform.db -> bookwell.bootstrap",
+    ),
+    (
+        "bookwell/platform/messaging/outbox.py",
+        "from bookwell.platform.messaging import relay as _relay",
+        "Messaging layers",
+        "bookwell.platform.messaging.outbox -> bookwell.platform.messaging.relay",
+    ),
+    (
+        "bookwell/platform/workflow/saga.py",
+        "from bookwell.platform.http import problems as _problems",
+        "Platform layers",
+        "bookwell.platform.workflow.saga -> bookwell.platform.http.problems",
+    ),
+    (
+        "bookwell/booking/service.py",
+        "from bookwell.booking import api as _api",
+        "Layers inside a context",
+        "bookwell.booking.service -> bookwell.booking.api",
+    ),
+    (
+        "bookwell/payments/facade.py",
+        "from bookwell_tools import provider_sim as _sim",
+        "Tools ship beside the product",
+        "bookwell.payments.facade -> bookwell_tools.provider_sim",
     ),
 ]
 
@@ -87,6 +130,11 @@ def test_every_rule_fails_on_its_planted_violation(copy: Path) -> None:
     assert planted.returncode != 0
     report = " ".join((planted.stdout + planted.stderr).split())  # the report wraps long lines
     broken = report.split("Broken contracts", 1)[-1]
+    config = tomllib.loads((copy / "pyproject.toml").read_text(encoding="utf-8"))
+    contracts = [contract["name"] for contract in config["tool"]["importlinter"]["contracts"]]
+    planted_for = {contract for _, _, contract, _ in PLANTS}
+    unplanted = [name for name in contracts if not any(name.startswith(prefix) for prefix in planted_for)]
+    assert not unplanted, f"rules without a plant: {unplanted}"
     for target, _, contract, named in PLANTS:
         assert contract in broken, f"{target}: no broken contract starting {contract!r}\n{planted.stdout}"
         assert named in broken, f"{target}: the report does not name {named!r}\n{planted.stdout}"

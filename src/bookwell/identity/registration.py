@@ -22,4 +22,4 @@ def register(registry: Registry) -> None:
     registry.add_unit_of_work(IdentityUnitOfWork, uow)
     registry.inject(api.uow, uow)
     registry.add_views(api.views)
-    registry.authenticator = facade.authenticator(uow)
+    registry.authenticate_with(facade.authenticator(uow))

@@ -264,10 +264,10 @@ class SqlUnitOfWork:
             connection.begin()
             if self.readonly and self.database.dialect == "postgresql":
                 connection.exec_driver_sql("SET TRANSACTION READ ONLY")
-            if self.shared:
-                self._sharing = _AMBIENT.set((self.database, connection, self._after_commit))
         self._connection = connection
         self._open_repositories(connection)
+        if self.shared and self._savepoint is None:
+            self._sharing = _AMBIENT.set((self.database, connection, self._after_commit))
         return self
 
     def _open_repositories(self, connection: Connection) -> None:
@@ -284,8 +284,14 @@ class SqlUnitOfWork:
             self._outer_callbacks.extend(self._after_commit)
             self._after_commit.clear()
         else:
+            self._stop_sharing()  # a unit of work opened after this in the same block is on its own
             self.connection.commit()
             _run(self._after_commit)
+
+    def _stop_sharing(self) -> None:
+        if self._sharing is not None:
+            _AMBIENT.reset(self._sharing)
+            self._sharing = None
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once this work is durable: after this unit's commit, or, inside a request
@@ -302,9 +308,7 @@ class SqlUnitOfWork:
     ) -> None:
         connection, self._connection = self.connection, None
         savepoint, self._savepoint = self._savepoint, None
-        if self._sharing is not None:
-            _AMBIENT.reset(self._sharing)
-            self._sharing = None
+        self._stop_sharing()
         if savepoint is not None:
             if savepoint.is_active:
                 savepoint.rollback()

@@ -60,7 +60,7 @@ class Registry:
         self.views: dict[str, View] = {}
         self.dependencies: list[tuple[Dependency[Any], Callable[..., Any]]] = []
         self.scheduled: dict[str, ScheduledJob] = {}
-        self.authenticator: Authenticator | None = None  # set by the one context that authenticates callers
+        self.authenticator: Authenticator | None = None  # `authenticate_with`, by the one context that can
         self._units_of_work: dict[type[Any], Callable[..., Any]] = {}
         self._provided: dict[type[Any], Any] = {}
 
@@ -77,7 +77,15 @@ class Registry:
 
     def inject(self, dependency: Dependency[T], factory: Callable[..., T]) -> None:
         """Give the views' `dependency` its factory, called per request."""
+        if any(given is dependency for given, _ in self.dependencies):
+            raise ValueError("a dependency is given a factory twice")
         self.dependencies.append((dependency, factory))
+
+    def authenticate_with(self, authenticator: Authenticator) -> None:
+        """Name how bearer credentials become callers; one context does, once."""
+        if self.authenticator is not None:
+            raise ValueError("an authenticator is registered already")
+        self.authenticator = authenticator
 
     def add_unit_of_work(self, port: type[T], factory: Callable[..., T]) -> None:
         """The factory of a context's unit of work, by the port it implements (for the CLI and tests)."""

@@ -133,6 +133,12 @@ def test_a_shared_unit_of_work_is_joined_by_those_opened_inside_it(database: Dat
         inner.after_commit(lambda: ran.append("dropped"))
         inner.commit()
         # the outer unit leaves without committing: the inner commit goes with it
+    after = create_resource(organization_id=org_id, fields=FIELDS, now=utcnow())
+    with SqlUnitOfWork(database, shared=True) as outer:
+        outer.commit()
+        with SqlCatalogUnitOfWork(database) as alone:  # after the outer commit: on its own again
+            alone.resources.add(after)
+            alone.commit()
     with database.engine.connect() as connection:
         stored = set(connection.execute(select(resources.c.id)).scalars())
-    assert (kept.id in stored, dropped.id in stored, ran) == (True, False, ["kept"])
+    assert (kept.id in stored, dropped.id in stored, after.id in stored, ran) == (True, False, True, ["kept"])

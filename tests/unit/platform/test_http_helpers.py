@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bookwell.platform.http.pagination import CursorCodec
+from bookwell.platform.http.pipeline.guess_limit import client_key
 from bookwell.platform.http.problems import HttpProblem
 from bookwell.platform.observability.logging import REDACTED
 from bookwell.platform.observability.logging import redact_secrets
@@ -49,3 +50,16 @@ def test_secrets_are_redacted_by_name_and_by_shape() -> None:
     assert event["headers"] == {"Authorization": REDACTED, "Accept": "json"}
     assert event["note"] == f"Bearer {REDACTED}"
     assert event["password"] == REDACTED
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("198.51.100.7", "address:198.51.100.7"),
+        ("2001:db8:1:2:aaaa::1", "address:2001:db8:1:2::/64"),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", "address:2001:db8:1:2::/64"),  # the same /64: one host
+        (None, "address:unknown"),
+    ],
+)
+def test_failed_authentication_is_counted_per_ipv4_address_and_per_ipv6_64(address: str | None, key: str) -> None:
+    assert client_key(address) == key

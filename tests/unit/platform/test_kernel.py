@@ -11,7 +11,12 @@ import pytest
 from pydantic import ValidationError
 
 from bookwell.platform.kernel.clock import rfc3339
+from bookwell.platform.kernel.context import RequestContext
+from bookwell.platform.kernel.context import authenticated
+from bookwell.platform.kernel.context import bound
+from bookwell.platform.kernel.context import current
 from bookwell.platform.kernel.ids import new_id
+from bookwell.platform.kernel.principal import Principal
 from bookwell.settings import Settings
 
 
@@ -45,3 +50,14 @@ def test_outside_development_a_default_or_weak_secret_is_refused(env: str, secre
     with pytest.raises(ValidationError, match="BOOKWELL_SECRET_KEY"):
         Settings.from_env(environ)
     assert Settings.from_env({"BOOKWELL_ENV": "production", "BOOKWELL_SECRET_KEY": "k" * 40}).env == "production"
+
+
+def test_a_caller_is_recorded_only_inside_a_bound_request_context() -> None:
+    caller = Principal(organization_id="org_1", credential_id="key_1", scopes=frozenset())
+    with pytest.raises(RuntimeError, match="outside a bound request context"):
+        authenticated(caller)
+    assert current().principal is None
+    with bound(RequestContext(request_id="req-1")):
+        authenticated(caller)
+        assert (current().request_id, current().organization_id) == ("req-1", "org_1")
+    assert current().principal is None, "the caller ends with its request"

@@ -171,7 +171,7 @@ class SqlPaymentRepository:
         return fetch_page(self._connection, query, payments.c.id, page, _payment)
 
     def saga_state(self, booking_id: str) -> dict[str, Any] | None:
-        """Where the saga charging the booking stands (see `platform.saga`)."""
+        """Where the saga charging the booking stands (see `platform.workflow.saga`)."""
         view = saga_of(self._connection, CHARGING_SAGA, booking_id)
         return None if view is None else view.as_dict()
 

@@ -65,7 +65,11 @@ def bound(context: RequestContext) -> Iterator[RequestContext]:
 
 
 def authenticated(principal: Principal) -> RequestContext:
-    """Record the caller in the current context (until the enclosing `bound` block ends)."""
-    context = replace(_CURRENT.get(), principal=principal)
+    """Record the caller in the current context, until the enclosing `bound` block ends (outside
+    one there is nothing to end it, and the caller would stay with the thread: refused)."""
+    now = _CURRENT.get()
+    if now is _NONE:
+        raise RuntimeError("authenticated() outside a bound request context")
+    context = replace(now, principal=principal)
     _CURRENT.set(context)
     return context

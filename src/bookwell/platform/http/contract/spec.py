@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"  # the header of draft-ietf-httpapi-idempotency-key-header
+RATE_LIMIT_CLASSES = frozenset({"reads", "writes", "availability"})  # the per-credential policies
 HTTP_METHODS = ("get", "put", "post", "patch", "delete")
 _PATH_PARAM = re.compile(r"{([a-z_][a-z0-9_]*)}")
 
@@ -83,7 +84,7 @@ class Contract:
                             for p in params
                             if p["in"] == "header" and "maxLength" in p.get("schema", {})
                         },
-                        rate_limit_class=spec.get("x-rate-limit-class", "reads" if method == "get" else "writes"),
+                        rate_limit_class=_rate_limit_class(spec, method),
                     )
                 )
         return operations
@@ -108,6 +109,16 @@ class Contract:
         for part in str(node["$ref"]).removeprefix("#/").split("/"):
             target = target[part]
         return dict(target)
+
+
+def _rate_limit_class(spec: Mapping[str, Any], method: str) -> str:
+    """The per-credential policy that counts the operation: `x-rate-limit-class`, else reads or writes."""
+    named = str(spec.get("x-rate-limit-class", "reads" if method == "get" else "writes"))
+    if named not in RATE_LIMIT_CLASSES:
+        raise ValueError(
+            f"{spec['operationId']}: x-rate-limit-class {named!r} is not one of {sorted(RATE_LIMIT_CLASSES)}"
+        )
+    return named
 
 
 def _ref_name(schema: Mapping[str, Any]) -> str:

@@ -1,5 +1,5 @@
 """Stage: authentication. The caller of a secured operation by its bearer credential (401 without a
-valid one), put in the kernel's request context, and the operation's scopes checked (403)."""
+valid one), put in the kernel's request context."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def bearer_token() -> str | None:
     return token.strip()
 
 
-def authenticate(authenticator: Authenticator, required_scopes: frozenset[str]) -> Principal:
-    """The caller's principal, or 401 (no or bad credential) / 403 (a scope is missing)."""
+def authenticate(authenticator: Authenticator) -> Principal:
+    """The caller's principal, or 401 (no credential, or one that is unknown, malformed or revoked)."""
     token = bearer_token()
     if token is None:
         raise _unauthorized(
@@ -51,27 +51,17 @@ def authenticate(authenticator: Authenticator, required_scopes: frozenset[str]) 
     principal = authenticator(token)
     if principal is None:
         raise _unauthorized("The credential is unknown or revoked.", token_given=True)
-    authenticated(principal)
-    missing = required_scopes - principal.scopes
-    if missing:
-        needed = " ".join(sorted(required_scopes))
-        raise HttpProblem(
-            403,
-            "insufficient_scope",
-            "Forbidden",
-            f"The credential lacks the scope(s) {', '.join(sorted(missing))}.",
-            headers={"WWW-Authenticate": f'Bearer realm="bookwell", error="insufficient_scope", scope="{needed}"'},
-        )
     return principal
 
 
 class Authentication:
-    """Authenticates every secured operation with `authenticator`; public ones pass as they are."""
+    """Authenticates every secured operation with `authenticator` and makes the caller current;
+    public operations pass as they are. Scopes are the authorization stage's, after the rate limits."""
 
     def __init__(self, authenticator: Authenticator) -> None:
         self.authenticator = authenticator
 
     def __call__(self, exchange: Exchange, proceed: Proceed) -> Response:
         if exchange.operation is not None and exchange.operation.scopes is not None:
-            authenticate(self.authenticator, exchange.operation.scopes)
+            authenticated(authenticate(self.authenticator))
         return proceed(exchange)

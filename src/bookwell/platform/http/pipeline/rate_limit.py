@@ -1,7 +1,8 @@
 """Stage: rate limits. Each authenticated request counts against its credential's policy for the
-operation's class (`reads`, `writes`, or the contract's `x-rate-limit-class`) and its organization's
-policy, shared by every worker and process (`platform/ratelimit`). Over either: 429 `rate_limited`
-with `Retry-After`. Every answer carries `RateLimit-Policy` and `RateLimit` (ADR 0024)."""
+operation's class (`reads`, `writes`, or the contract's `x-rate-limit-class`), then, if that allowed
+it, against its organization's policy; counts are shared by every worker and process
+(`platform/ratelimit`). Over either: 429 `rate_limited` with `Retry-After`. Every answer the limiter
+counted carries `RateLimit-Policy` and `RateLimit`, errors included (ADR 0024)."""
 
 from __future__ import annotations
 
@@ -27,11 +28,11 @@ def describe(decision: Decision, exchange: Exchange) -> None:
         exchange.headers[RATELIMIT_HEADER] = ratelimit_header(decision.usages)
 
 
-def too_many(decision: Decision) -> HttpProblem:
-    """The 429 for a refused decision."""
-    spent = [usage.policy for usage in decision.usages if usage.remaining == 0]
+def too_many(refused: Decision) -> HttpProblem:
+    """The 429 for a refused decision, naming the policies it was refused by."""
+    spent = [usage.policy for usage in refused.usages if usage.remaining == 0]
     named = ", ".join(f"{policy.name} ({policy.quota} per {policy.window_s} s)" for policy in spent)
-    retry_after = decision.retry_after_s or 1
+    retry_after = refused.retry_after_s or 1
     return HttpProblem(
         429,
         "rate_limited",
@@ -53,11 +54,14 @@ class RateLimit:
         if exchange.operation is None or principal is None:
             return proceed(exchange)
         policies = self.policies.policies_for(principal.organization_id)
-        decision = self.limiter.hit(
-            (policies[exchange.operation.rate_limit_class], f"credential:{principal.credential_id}"),
-            (policies["organization"], f"organization:{principal.organization_id}"),
-        )
-        describe(decision, exchange)
-        if not decision.allowed:
-            raise too_many(decision)
+        own = (policies[exchange.operation.rate_limit_class], f"credential:{principal.credential_id}")
+        shared = (policies["organization"], f"organization:{principal.organization_id}")
+        # The organization's count is shared by its keys: a key refused on its own policy only looks
+        # at it, so one runaway key cannot spend the quota of every other.
+        mine = self.limiter.hit(own)
+        theirs = self.limiter.hit(shared) if mine.allowed else self.limiter.test(shared)
+        describe(Decision(mine.allowed and theirs.allowed, mine.usages + theirs.usages, None), exchange)
+        refused = mine if not mine.allowed else theirs
+        if not refused.allowed:
+            raise too_many(refused)
         return proceed(exchange)

@@ -9,6 +9,7 @@ import secrets
 import uuid
 
 from flask import Response
+from flask import current_app
 from flask import request
 
 from bookwell.platform.http.pipeline.exchange import Exchange
@@ -40,7 +41,10 @@ def request_context(exchange: Exchange, proceed: Proceed) -> Response:
         traceparent=request_span(request.headers.get("traceparent", "")),
     )
     with bound(context):
-        response = proceed(exchange)
+        try:
+            response = proceed(exchange)
+        except Exception as error:  # noqa: BLE001 - the error stage itself failed: Flask's last resort, still ours
+            response = current_app.make_response(current_app.handle_exception(error))
     response.headers.update(exchange.headers)
     response.headers["X-Request-ID"] = str(context.request_id)
     return response

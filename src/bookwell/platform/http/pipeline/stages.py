@@ -19,6 +19,7 @@ from bookwell.platform.http.contract.binding import bound_operation
 from bookwell.platform.http.pipeline.access_log import log_and_measure
 from bookwell.platform.http.pipeline.authentication import Authentication
 from bookwell.platform.http.pipeline.authentication import Authenticator
+from bookwell.platform.http.pipeline.authorization import authorize
 from bookwell.platform.http.pipeline.body_limit import BodyLimit
 from bookwell.platform.http.pipeline.errors import render_errors
 from bookwell.platform.http.pipeline.exchange import Exchange
@@ -44,6 +45,7 @@ def request_stages(
     limiter: RateLimiter,
     policies: PolicyResolver,
     auth_failures: Policy,
+    proxy_hops: int,
     idempotency: Idempotency,
     max_body_bytes: int,
 ) -> list[Stage]:
@@ -53,9 +55,12 @@ def request_stages(
         log_and_measure,  # log and metrics: one access-log line and the RED metrics, for every answer
         render_errors,  # whatever a stage below raises becomes problem+json
         BodyLimit(max_body_bytes),  # 413 for a body over the limit, chunked or not
-        GuessLimit(limiter, auth_failures),  # 429 for an address whose failed authentications spent their policy
-        Authentication(authenticator),  # the caller (401) and the operation's scopes (403)
+        GuessLimit(
+            limiter, auth_failures, proxy_hops=proxy_hops
+        ),  # 429 for an address whose failed authentications spent their policy
+        Authentication(authenticator),  # the caller (401), current for all below
         RateLimit(limiter, policies),  # per credential and per organization: 429, and the RateLimit headers
+        authorize,  # the operation's scopes (403)
         apply_wait,  # `Prefer: wait`, served once the request's transaction below committed
         idempotency,  # `Idempotency-Key`: claim, run the rest in one transaction, store, replay (ADR 0023)
         validate,  # binding and validation: headers, body, query and path into the view's `Call`
