@@ -17,6 +17,7 @@ from typing import Any
 from typing import Self
 from typing import TypeVar
 
+import psycopg
 from sqlalchemy import ColumnElement
 from sqlalchemy import Connection
 from sqlalchemy import DateTime
@@ -33,6 +34,7 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.engine import make_url
 
 from bookwell.platform.kernel.errors import Busy
+from bookwell.platform.kernel.errors import Unavailable
 from bookwell.platform.kernel.pages import Page
 from bookwell.platform.kernel.pages import PageRequest
 from bookwell.settings import Settings
@@ -40,6 +42,7 @@ from bookwell.settings import Settings
 T = TypeVar("T")
 READONLY_OPTION = "bookwell_readonly"
 _LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
+_SERVER_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})  # admin or crash shutdown, cannot connect now
 _AMBIENT: contextvars.ContextVar[tuple[Database, Connection, list[Callable[[], None]]] | None] = contextvars.ContextVar(
     "bookwell_ambient_transaction", default=None
 )
@@ -150,6 +153,7 @@ def _create_engine(settings: Settings) -> Engine:
     else:
         raise ValueError(f"unsupported database URL {url.render_as_string(hide_password=True)!r}")
     event.listen(engine, "handle_error", _lock_timeouts_are_busy)
+    event.listen(engine, "handle_error", _lost_databases_are_unavailable)
     return engine
 
 
@@ -160,6 +164,16 @@ def _lock_timeouts_are_busy(context: ExceptionContext) -> None:
         isinstance(error, sqlite3.OperationalError) and "database is locked" in str(error)
     ):
         raise Busy("Another request holds this object; retry shortly.") from error
+
+
+def _lost_databases_are_unavailable(context: ExceptionContext) -> None:
+    """No connection (refused, dropped, the server shutting down) is a 503 the client may retry:
+    nothing was written, since no transaction could commit without one."""
+    error = context.original_exception
+    sqlstate = getattr(error, "sqlstate", None)
+    lost = isinstance(error, psycopg.OperationalError) and (sqlstate is None or sqlstate.startswith("08"))
+    if context.is_disconnect or lost or sqlstate in _SERVER_GOING_AWAY:
+        raise Unavailable("The database cannot be reached; retry shortly.") from error
 
 
 def _postgresql_engine(settings: Settings) -> Engine:

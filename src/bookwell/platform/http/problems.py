@@ -10,12 +10,14 @@ import structlog
 from flask import Flask
 from flask import Response
 from flask import request
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from bookwell.platform.kernel.context import current
 from bookwell.platform.kernel.errors import DomainError
 from bookwell.platform.kernel.errors import ErrorKind
 from bookwell.platform.kernel.errors import FieldError
+from bookwell.platform.kernel.errors import Unavailable
 
 PROBLEM_BASE = "https://bookwell.dev/problems/"
 STATUS_BY_KIND = {
@@ -25,6 +27,7 @@ STATUS_BY_KIND = {
     ErrorKind.PRECONDITION_FAILED: 412,
     ErrorKind.INVALID: 422,
     ErrorKind.PRECONDITION_REQUIRED: 428,
+    ErrorKind.UNAVAILABLE: 503,
 }
 # Werkzeug's own errors, by status: the stable code and title we give them.
 HTTP_CODES = {
@@ -107,6 +110,10 @@ def render_error(error: Exception) -> Response | None:
         return problem_response(from_domain_error(error))
     if isinstance(error, HTTPException):
         return problem_response(_from_http_exception(error))
+    if isinstance(error, PoolTimeout):  # every connection busy for the pool's timeout: overloaded, not broken
+        return problem_response(
+            from_domain_error(Unavailable("No database connection was free in time; retry shortly."))
+        )
     return None
 
 

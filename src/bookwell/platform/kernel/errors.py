@@ -15,6 +15,7 @@ class ErrorKind(enum.Enum):
     CONFLICT = "conflict"  # 409
     PRECONDITION_FAILED = "precondition_failed"  # 412
     PRECONDITION_REQUIRED = "precondition_required"  # 428
+    UNAVAILABLE = "unavailable"  # 503
 
 
 @dataclass(frozen=True)
@@ -93,3 +94,13 @@ class Busy(Conflict):
     code = "resource_busy"
     title = "Resource busy"
     retry_after = 1
+
+
+class Unavailable(DomainError):
+    """A dependency (the database) cannot be reached: nothing was done, and the same request may
+    be sent again once it is back."""
+
+    kind = ErrorKind.UNAVAILABLE
+    code = "dependency_unavailable"
+    title = "Dependency unavailable"
+    retry_after = 5
