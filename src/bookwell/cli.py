@@ -55,7 +55,8 @@ def _container(ctx: click.Context) -> Registry:
     return container
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="bookwell", message="bookwell %(version)s")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Bookwell's command line. Settings come from BOOKWELL_* environment variables."""

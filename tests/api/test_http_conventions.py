@@ -287,3 +287,8 @@ def test_a_key_asking_for_what_it_may_not_is_counted_and_told_where_it_stands(
     assert [a.status_code for a in answers] == [403, 403, 403, 429]
     assert all("RateLimit" in a.headers and "RateLimit-Policy" in a.headers for a in answers)
     assert answers[-1].get_json()["code"] == "rate_limited"
+
+
+def test_the_reference_with_a_trailing_slash_redirects_to_it(api: Api) -> None:
+    answer = api.get("/docs/")
+    assert (answer.status_code, answer.headers["Location"]) == (308, "/docs")

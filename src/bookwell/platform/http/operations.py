@@ -10,7 +10,9 @@ import flask_swagger_ui
 from flask import Flask
 from flask import Response
 from flask import jsonify
+from flask import redirect
 from flask import send_from_directory
+from flask.typing import ResponseReturnValue
 
 from bookwell.platform.http.contract.binding import Call
 from bookwell.platform.http.contract.binding import Views
@@ -74,6 +76,10 @@ def operation_views(contract: Contract, checks: Mapping[str, ReadinessCheck]) ->
     @views.operation("getDocs")
     def docs(_call: Call) -> Response:
         return Response(_DOCS_PAGE, mimetype="text/html")
+
+    @views.operation("getDocsWithASlash")
+    def docs_with_a_slash(_call: Call) -> ResponseReturnValue:
+        return redirect("/docs", code=308)  # a trailing slash is a common typo
 
     return views
 
