@@ -12,13 +12,15 @@ from bookwell.settings import Settings
 settings = context.config.attributes.get("settings") or Settings.from_env()
 database = bootstrap(settings).database
 
-with database.engine.connect() as connection:
-    context.configure(
-        connection=connection,
-        target_metadata=metadata,
-        render_as_batch=database.dialect == "sqlite",  # SQLite alters tables by copying them
-        compare_type=True,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-database.dispose()
+try:
+    with database.engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            render_as_batch=database.dialect == "sqlite",  # SQLite alters tables by copying them
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+finally:
+    database.dispose()  # a failed migration (an unknown revision, say) leaves no connection open

@@ -144,6 +144,10 @@ class Database:
         self.engine.dispose()
 
 
+class UnsupportedDatabase(ValueError):
+    """A database URL of a kind Bookwell does not run on (it runs on SQLite and PostgreSQL)."""
+
+
 def _create_engine(settings: Settings) -> Engine:
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
@@ -151,7 +155,7 @@ def _create_engine(settings: Settings) -> Engine:
     elif url.get_backend_name() == "postgresql":
         engine = _postgresql_engine(settings)
     else:
-        raise ValueError(f"unsupported database URL {url.render_as_string(hide_password=True)!r}")
+        raise UnsupportedDatabase(f"unsupported database URL {url.render_as_string(hide_password=True)!r}")
     event.listen(engine, "handle_error", _lock_timeouts_are_busy)
     event.listen(engine, "handle_error", _lost_databases_are_unavailable)
     return engine

@@ -156,3 +156,5 @@ class JetStream:
         finally:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=self.timeout_s)
+            if not self._thread.is_alive():
+                self._loop.close()  # its self-pipe too
