@@ -5,10 +5,10 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 MODELS := src/bookwell/contract/v1.py
-CODEGEN = $(BIN)/datamodel-codegen --input contracts/openapi/v1.yaml --input-file-type openapi \
+CODEGEN = $(BIN)/datamodel-codegen --input src/bookwell/contract/openapi/v1.yaml --input-file-type openapi \
 	--output-model-type pydantic_v2.BaseModel --openapi-scopes schemas paths parameters \
 	--use-operation-id-as-name --target-python-version 3.11 --formatters ruff-format \
-	--disable-timestamp --custom-file-header-path contracts/generated-header.txt \
+	--disable-timestamp --custom-file-header-path src/bookwell/contract/generated-header.txt \
 	--type-overrides '{"Instant": "bookwell.contract.types.Instant"}'
 
 .PHONY: run test test-busy bench lint typecheck imports contract-models contract-check lock clean
@@ -56,7 +56,7 @@ contract-models: $(VENV)/.dev  ## Regenerate the request models from the contrac
 contract-check: $(VENV)/.dev  ## Fail if the committed models drifted from the contract
 	@mkdir -p build/contract-check
 	@$(CODEGEN) --output build/contract-check/v1.py 2>/dev/null
-	@diff -u $(MODELS) build/contract-check/v1.py && echo "contract models: no drift from contracts/openapi/v1.yaml"
+	@diff -u $(MODELS) build/contract-check/v1.py && echo "contract models: no drift from src/bookwell/contract/openapi/v1.yaml"
 
 lock:  ## Re-resolve requirements*.lock from pyproject.toml
 	$(BIN)/python -m pip install --quiet uv

@@ -1,6 +1,8 @@
 """Every configuration README offers starts from the runtime lock alone, and keeps running.
 
-Builds a virtualenv from `requirements.lock` only (no dev tools), then for each database (the
+Builds a virtualenv from `requirements.lock` only (no dev tools) and installs Bookwell's wheel,
+built from the repository, into it; the processes run outside the repository, so nothing they read
+comes from it (migrations, the contract, the Gunicorn configuration ship in the wheel). Then, for each database (the
 embedded SQLite file, PostgreSQL) and each broker (the embedded default, Redis, RabbitMQ) starts
 the four processes `make run` starts (api, relay, worker, scheduler), books a paid slot through the
 API and waits for its saga to confirm it (so the worker ran jobs from that broker), checks that no
@@ -39,12 +41,19 @@ DEADLINE_S = 90
 
 
 def runtime_venv(work: Path) -> Path:
-    """A virtualenv with the runtime lock and Bookwell, nothing from the dev lock."""
+    """A virtualenv with the runtime lock and Bookwell's wheel built from the repository, nothing
+    from the dev lock and nothing read from the repository afterwards (the stack runs in `work`)."""
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--require-hashes", "-r", str(ROOT / "requirements.lock")], check=True)
-    subprocess.run([*pip, "--no-deps", "-e", str(ROOT)], check=True)
+    python = str(venv / "bin" / "python")
+    quiet = ["--quiet", "--disable-pip-version-check"]
+    subprocess.run(
+        [python, "-m", "pip", "install", *quiet, "--require-hashes", "-r", str(ROOT / "requirements.lock")], check=True
+    )
+    wheels = work / "wheels"
+    subprocess.run([python, "-m", "pip", "wheel", *quiet, "--no-deps", "-w", str(wheels), str(ROOT)], check=True)
+    [wheel] = wheels.glob("bookwell-*.whl")
+    subprocess.run([python, "-m", "pip", "install", *quiet, "--no-deps", str(wheel)], check=True)
     return venv
 
 
@@ -102,16 +111,16 @@ def run_stack(venv: Path, database_url: str, broker: str, broker_url: str, work:
     }
     env.pop("BOOKWELL_NATS_URL", None)
     bookwell = str(venv / "bin" / "bookwell")
-    subprocess.run([bookwell, "db", "upgrade"], env=env, check=True, capture_output=True, cwd=ROOT)
+    subprocess.run([bookwell, "db", "upgrade"], env=env, check=True, capture_output=True, cwd=work)
     created = subprocess.run(
-        [bookwell, "org", "create", "Smoke", "--json"], env=env, check=True, capture_output=True, cwd=ROOT
+        [bookwell, "org", "create", "Smoke", "--json"], env=env, check=True, capture_output=True, cwd=work
     )
     token = json.loads(created.stdout)["api_key"]
     commands = {
         "api": [
             str(venv / "bin" / "gunicorn"),
             "--config",
-            "deploy/gunicorn.conf.py",
+            "python:bookwell.gunicorn_conf",
             "--bind",
             f"127.0.0.1:{port}",
             "bookwell.app:create_app()",
@@ -123,7 +132,7 @@ def run_stack(venv: Path, database_url: str, broker: str, broker_url: str, work:
         for name, command in commands.items():
             with (logs / f"{name}.log").open("wb") as log:
                 processes[name] = subprocess.Popen(
-                    command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    command, env=env, cwd=work, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
                 )
         api = f"http://127.0.0.1:{port}"
         wait_for("/readyz", lambda: urllib.request.urlopen(api + "/readyz", timeout=2).status == 200, processes, logs)

@@ -27,8 +27,7 @@ from bookwell.platform.ratelimit import default_policies
 from bookwell.platform.registry import Registry
 from bookwell.settings import Settings
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CONTRACT_V1 = PROJECT_ROOT / "contracts" / "openapi" / "v1.yaml"
+CONTRACT_V1 = Path(__file__).resolve().parent / "contract" / "openapi" / "v1.yaml"  # package data, in a wheel too
 MAX_BODY_BYTES = 64 * 1024
 
 

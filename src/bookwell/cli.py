@@ -46,7 +46,7 @@ from bookwell.platform.registry import Registry
 from bookwell.settings import RATE_LIMIT_POLICIES
 from bookwell.settings import Settings
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # package data: a wheel has them too
 log = structlog.get_logger("bookwell.cli")
 _DEBUG = "bookwell.debug"
 _MISSING_TABLE = re.compile(r"no such table|relation \"[^\"]+\" does not exist")
@@ -54,8 +54,8 @@ _MISSING_TABLE = re.compile(r"no such table|relation \"[^\"]+\" does not exist")
 
 def alembic_config(settings: Settings) -> Config:
     """Alembic's configuration for `settings`' database."""
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["settings"] = settings
     return config
 

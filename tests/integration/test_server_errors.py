@@ -18,7 +18,7 @@ from tests.support.gunicorn import gunicorn
 
 @pytest.fixture
 def server(sqlite_database: Database, tmp_path: Path) -> Iterator[int]:
-    """Gunicorn (deploy/gunicorn.conf.py, one worker) on the test's SQLite file; its port."""
+    """Gunicorn (src/bookwell/gunicorn_conf.py, one worker) on the test's SQLite file; its port."""
     with gunicorn(sqlite_database, tmp_path, BOOKWELL_WEB_WORKERS="1") as port:
         yield port
 

@@ -1,4 +1,4 @@
-"""Gunicorn as production runs it (deploy/gunicorn.conf.py) on a free local port, for tests that
+"""Gunicorn as production runs it (src/bookwell/gunicorn_conf.py) on a free local port, for tests that
 need real worker processes."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def gunicorn(database: Database, folder: Path, **env: str) -> Iterator[int]:
                 "-m",
                 "gunicorn",
                 "--config",
-                "deploy/gunicorn.conf.py",
+                "python:bookwell.gunicorn_conf",
                 "--bind",
                 f"127.0.0.1:{port}",
                 "bookwell.app:create_app()",

@@ -1,4 +1,4 @@
-"""Booking's events, in event schema v1 (`contracts/events/v1.yaml`): the booking as API v1 shows it."""
+"""Booking's events, in event schema v1 (`contract/events/v1.yaml`): the booking as API v1 shows it."""
 
 from __future__ import annotations
 

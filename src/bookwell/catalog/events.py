@@ -1,4 +1,4 @@
-"""The catalog's events, in event schema v1 (`contracts/events/v1.yaml`): the resource as API v1 shows it."""
+"""The catalog's events, in event schema v1 (`contract/events/v1.yaml`): the resource as API v1 shows it."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Models generated from contracts/openapi/*.yaml. Never edit by hand: `make contract-models`."""
+"""Models generated from src/bookwell/contract/openapi/*.yaml. Never edit by hand: `make contract-models`."""

@@ -1,4 +1,4 @@
-# Generated from contracts/openapi/v1.yaml by `make contract-models`. Do not edit by hand:
+# Generated from src/bookwell/contract/openapi/v1.yaml by `make contract-models`. Do not edit by hand:
 # change the contract and regenerate; `make test` fails when this file drifts from it.
 
 from __future__ import annotations

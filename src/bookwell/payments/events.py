@@ -1,4 +1,4 @@
-"""Payments' events, in event schema v1 (`contracts/events/v1.yaml`): the payment as API v1 shows it,
+"""Payments' events, in event schema v1 (`contract/events/v1.yaml`): the payment as API v1 shows it,
 with its refunds (and no saga: an event says what happened, not where a workflow stands)."""
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def server(database: Database, tmp_path: Path) -> Iterator[Server]:
                 "-m",
                 "gunicorn",
                 "--config",
-                str(ROOT / "deploy" / "gunicorn.conf.py"),
+                "python:bookwell.gunicorn_conf",
                 "--bind",
                 f"127.0.0.1:{port}",
                 "bookwell.app:create_app()",

@@ -1,4 +1,4 @@
-"""Event payloads have their own versioned schema (contracts/events/v1.yaml): every event type it
+"""Event payloads have their own versioned schema (src/bookwell/contract/events/v1.yaml): every event type it
 lists is produced here, through the API and the sagas, and each payload validates against it; and
 the schema lists exactly the event types the contract's `EventType` names."""
 

@@ -1,4 +1,4 @@
-"""Booking's objects in the shapes of API v1 (`contracts/openapi/v1.yaml`)."""
+"""Booking's objects in the shapes of API v1 (`src/bookwell/contract/openapi/v1.yaml`)."""
 
 from __future__ import annotations
 

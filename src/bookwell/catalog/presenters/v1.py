@@ -1,4 +1,4 @@
-"""The catalog's objects in the shapes of API v1 (`contracts/openapi/v1.yaml`)."""
+"""The catalog's objects in the shapes of API v1 (`src/bookwell/contract/openapi/v1.yaml`)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Payments' objects in the shapes of API v1 (`contracts/openapi/v1.yaml`)."""
+"""Payments' objects in the shapes of API v1 (`src/bookwell/contract/openapi/v1.yaml`)."""
 
 from __future__ import annotations
 

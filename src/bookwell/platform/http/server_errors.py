@@ -3,7 +3,7 @@
 A request line over `limit_request_line` (414), too many or too large headers (431), CR, LF or NUL
 in a header, a duplicate `Content-Length` or one beside `Transfer-Encoding` (400), an unsupported
 transfer coding (501): Gunicorn answers these from `Worker.handle_error` through
-`gunicorn.util.write_error`, as HTML. `install()` (called by `deploy/gunicorn.conf.py` in each
+`gunicorn.util.write_error`, as HTML. `install()` (called by `src/bookwell/gunicorn_conf.py` in each
 worker) makes that function write a problem instead: the same status, a stable `code`, a generic
 `detail` (the request's own bytes are never echoed), and a fresh `X-Request-ID` that is logged.
 """

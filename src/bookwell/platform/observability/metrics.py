@@ -2,7 +2,7 @@
 template, and the rate limits' refusals and lapses (labels bounded: no ids).
 
 Under Gunicorn every worker is a process of its own, so when `PROMETHEUS_MULTIPROC_DIR` is set
-(deploy/gunicorn.conf.py sets it) samples go to files there and `/metrics` merges all workers'.
+(src/bookwell/gunicorn_conf.py sets it) samples go to files there and `/metrics` merges all workers'.
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
-"""Gunicorn settings for the API process (see docs/adr/0006-serve-with-gunicorn-gthread.md)."""
+"""Gunicorn settings for the API process (see docs/adr/0006-serve-with-gunicorn-gthread.md):
+`gunicorn --config python:bookwell.gunicorn_conf 'bookwell.app:create_app()'`."""
+
+from __future__ import annotations
 
 import os
 import shutil
 import tempfile
+from typing import Any
 
 # Each worker writes its metrics to files here, so /metrics can merge every worker's samples.
 # It must be set before prometheus_client is first imported (the library picks its storage at
@@ -23,21 +27,21 @@ errorlog = "-"
 control_socket_disable = True  # one fixed socket path per user would clash between servers
 
 
-def post_worker_init(_worker):
+def post_worker_init(_worker: Any) -> None:
     """Gunicorn's own error answers (414, 431, malformed requests) as problem+json, like the app's."""
     from bookwell.platform.http import server_errors
 
     server_errors.install()
 
 
-def child_exit(_server, worker):
+def child_exit(_server: Any, worker: Any) -> None:
     """Drop a dead worker's live gauges from the merged metrics."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
-def on_exit(_server):
+def on_exit(_server: Any) -> None:
     """Remove the metrics folder this server made."""
     if _OWN_METRICS_DIR:
         shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
