@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -14,28 +13,24 @@ import click
 import structlog
 from alembic import command
 from alembic.config import Config
-from alembic.util import CommandError as AlembicError
 from nats.js.errors import NotFoundError
 from pydantic import ValidationError
-from sqlalchemy.exc import ArgumentError
-from sqlalchemy.exc import DBAPIError
 
 from bookwell.bootstrap import bootstrap
+from bookwell.cli_errors import DEBUG
+from bookwell.cli_errors import OperatorErrors
 from bookwell.contexts import registrations
 from bookwell.identity import service as identity_service
 from bookwell.identity.ports import IdentityUnitOfWork
-from bookwell.platform.db import UnsupportedDatabase
 from bookwell.platform.idempotency import IdempotencyStore
 from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.errors import DomainError
-from bookwell.platform.kernel.errors import Unavailable
 from bookwell.platform.messaging.event_log import EventLog
 from bookwell.platform.messaging.jetstream import JetStream
 from bookwell.platform.messaging.relay import Relay
 from bookwell.platform.messaging.relay import single_relay_lock
 from bookwell.platform.observability.logging import configure_logging
-from bookwell.platform.observability.logging import redact
 from bookwell.platform.ratelimit import Policy
 from bookwell.platform.ratelimit import PolicyResolver
 from bookwell.platform.ratelimit import clear_override
@@ -48,8 +43,6 @@ from bookwell.settings import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # package data: a wheel has them too
 log = structlog.get_logger("bookwell.cli")
-_DEBUG = "bookwell.debug"
-_MISSING_TABLE = re.compile(r"no such table|relation \"[^\"]+\" does not exist")
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -65,58 +58,13 @@ def _container(ctx: click.Context) -> Registry:
     return container
 
 
-_EXPLAINED: list[tuple[Callable[[Exception], bool], Callable[[Exception], str]]] = [
-    (
-        lambda e: isinstance(e, Unavailable),
-        lambda _: "the database cannot be reached: is it running, and is BOOKWELL_DATABASE_URL right?",
-    ),
-    (
-        lambda e: isinstance(e, UnsupportedDatabase),
-        lambda e: f"BOOKWELL_DATABASE_URL: {e}; Bookwell runs on sqlite:/// and postgresql://",
-    ),
-    (
-        lambda e: isinstance(e, ArgumentError),
-        lambda _: "BOOKWELL_DATABASE_URL is not a database URL (e.g. sqlite:///var/bookwell.db, postgresql://...)",
-    ),
-    (
-        lambda e: isinstance(e, DBAPIError) and bool(_MISSING_TABLE.search(str(e.orig))),
-        lambda _: "the database is not migrated: run `bookwell db upgrade`",
-    ),
-    (lambda e: isinstance(e, AlembicError), lambda e: f"migrations: {e}"),
-    (lambda e: isinstance(e, DomainError), str),
-]
-
-
-def one_line(error: Exception) -> str:
-    """What an operator can do about `error`, in one line (the traceback is for `--debug`)."""
-    for applies, explain in _EXPLAINED:
-        if applies(error):
-            return explain(error)
-    detail = " ".join(redact(str(error)).split())[:300]
-    return f"{type(error).__name__}: {detail} (run with --debug for the traceback)"
-
-
-class _OperatorErrors(click.Group):
-    """Turns what an operator can cause into one line on stderr and exit status 1."""
-
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
-        except Exception as error:
-            if ctx.meta.get(_DEBUG):
-                raise
-            raise click.ClickException(one_line(error)) from error
-
-
-@click.group(cls=_OperatorErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OperatorErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="bookwell", message="bookwell %(version)s")
 @click.option("--debug", is_flag=True, help="Show the traceback of a failure.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
     """Bookwell's command line. Settings come from BOOKWELL_* environment variables."""
-    ctx.meta[_DEBUG] = debug
+    ctx.meta[DEBUG] = debug
     try:
         settings = Settings.from_env()
     except ValidationError as error:

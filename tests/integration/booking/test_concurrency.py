@@ -4,12 +4,8 @@ against a multi-worker Gunicorn server, on SQLite and on PostgreSQL, checked aga
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -30,7 +26,7 @@ from bookwell.identity import service as identity_service
 from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
 from bookwell.platform.db import Database
 from tests.conftest import UNLIMITED_ENV
-from tests.support.net import free_port
+from tests.support.gunicorn import gunicorn
 
 ROOT = Path(__file__).resolve().parents[3]
 CONCURRENT = 64
@@ -73,48 +69,9 @@ class Server:
 def server(database: Database, tmp_path: Path) -> Iterator[Server]:
     """Gunicorn with 4 workers x 8 threads on the test database, and an organization's token."""
     _, token = identity_service.create_organization(uow=SqlIdentityUnitOfWork(database), name="Load")
-    port = free_port()
-    env = os.environ | {
-        "BOOKWELL_ENV": "test",
-        "BOOKWELL_DATABASE_URL": database.settings.database_url,
-        "BOOKWELL_SECRET_KEY": database.settings.secret_key,
-        "BOOKWELL_LOG_LEVEL": "WARNING",
-        "BOOKWELL_WEB_WORKERS": "4",
-        "BOOKWELL_WEB_THREADS": "8",
-        **UNLIMITED_ENV,
-    }
-    log = tmp_path / "gunicorn.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "--config",
-                "python:bookwell.gunicorn_conf",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "bookwell.app:create_app()",
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=sink,
-            stderr=sink,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                with urllib.request.urlopen(url + "/readyz", timeout=1):  # noqa: S310
-                    break
-            except OSError:
-                if process.poll() is not None:
-                    raise RuntimeError(log.read_text()) from None
-                time.sleep(0.1)
-        yield Server(url, token)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    workers = {"BOOKWELL_LOG_LEVEL": "WARNING", "BOOKWELL_WEB_WORKERS": "4", "BOOKWELL_WEB_THREADS": "8"}
+    with gunicorn(database, tmp_path, **workers, **UNLIMITED_ENV) as port:
+        yield Server(f"http://127.0.0.1:{port}", token)
 
 
 def at_once(calls: list[Any]) -> list[Answer]:
