@@ -53,6 +53,9 @@ imports: $(VENV)/.dev
 contract-models: $(VENV)/.dev  ## Regenerate the request models from the contract
 	$(CODEGEN) --output $(MODELS)
 
+configuration-doc: $(VENV)/.dev  ## Regenerate docs/configuration.md from the settings model
+	$(BIN)/python -m bookwell_tools.settings_reference
+
 contract-check: $(VENV)/.dev  ## Fail if the committed models drifted from the contract
 	@mkdir -p build/contract-check
 	@$(CODEGEN) --output build/contract-check/v1.py 2>/dev/null

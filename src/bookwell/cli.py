@@ -40,6 +40,7 @@ from bookwell.platform.ratelimit import set_override
 from bookwell.platform.registry import Registry
 from bookwell.settings import RATE_LIMIT_POLICIES
 from bookwell.settings import Settings
+from bookwell.settings import UnknownSettings
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # package data: a wheel has them too
 log = structlog.get_logger("bookwell.cli")
@@ -70,6 +71,8 @@ def main(ctx: click.Context, debug: bool) -> None:
     except ValidationError as error:
         problems = "; ".join(f"BOOKWELL_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
         raise click.ClickException(f"invalid settings: {problems}") from error
+    except UnknownSettings as error:
+        raise click.ClickException(f"invalid settings: {error}") from error
     configure_logging(settings.log_level, stream="stderr")  # stdout is for results
     try:
         ctx.obj = bootstrap(settings)

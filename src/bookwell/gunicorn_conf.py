@@ -8,6 +8,8 @@ import shutil
 import tempfile
 from typing import Any
 
+from bookwell.settings import Settings
+
 # Each worker writes its metrics to files here, so /metrics can merge every worker's samples.
 # It must be set before prometheus_client is first imported (the library picks its storage at
 # import time), and the workers inherit it; a fresh folder per server start, removed on exit.
@@ -16,8 +18,10 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bookw
 
 # Threads overlap database I/O inside a worker; workers use the cores. Start from 2 x 4 on
 # the 2-core reference machine and change it only with load-test numbers.
-workers = int(os.environ.get("BOOKWELL_WEB_WORKERS", "2"))
-threads = int(os.environ.get("BOOKWELL_WEB_THREADS", "4"))
+_settings = Settings.from_env()  # checked once, before any worker starts
+bind = [_settings.http_bind]  # a --bind on the command line replaces it
+workers = _settings.web_workers
+threads = _settings.web_threads
 worker_class = "gthread"
 timeout = 30
 graceful_timeout = 20  # SIGTERM: finish in-flight requests, then stop

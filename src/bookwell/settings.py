@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
+import sys
 from collections.abc import Mapping
 from typing import Literal
 from urllib.parse import urlsplit
@@ -44,68 +46,123 @@ class Settings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    env: Literal["development", "test", "production"] = "development"
-    database_url: str = "sqlite:///var/bookwell.db"
-    secret_key: str = DEV_SECRET_KEY
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    db_pool_size: int = Field(default=5, ge=1, le=100)
-    db_max_overflow: int = Field(default=5, ge=0, le=100)
-    db_pool_timeout_s: float = Field(default=5.0, gt=0)
-    db_connect_timeout_s: int = Field(default=3, ge=1)
-    db_statement_timeout_ms: int = Field(default=5000, ge=0)
-    db_lock_timeout_ms: int = Field(default=3000, ge=1)
-    sqlite_busy_timeout_ms: int = Field(default=3000, ge=1)
-    readyz_timeout_s: float = Field(default=2.0, gt=0)
-    # Jobs (Celery). `filesystem://FOLDER` needs no server (the embedded default); `redis://...`
-    # and `amqp://...` (RabbitMQ, quorum queues) are the production brokers.
-    broker_url: str = "filesystem://var/broker"
+    env: Literal["development", "test", "production"] = Field(
+        default="development",
+        description="Outside `development`, a default secret key and unknown settings are refused.",
+    )
+    database_url: str = Field(
+        default="sqlite:///var/bookwell.db",
+        description="`sqlite:///PATH` (the embedded default, a file) or `postgresql://USER:PASSWORD@HOST:PORT/DB`.",
+    )
+    secret_key: str = Field(
+        default=DEV_SECRET_KEY,
+        description="Signs pagination cursors; 32+ random characters, required outside `development`.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="The lowest level logged."
+    )
+    http_bind: str = Field(default="127.0.0.1:8000", description="Where the API listens (`HOST:PORT`), for Gunicorn.")
+    web_workers: int = Field(default=2, ge=1, le=64, description="Gunicorn worker processes of the API.")
+    web_threads: int = Field(default=4, ge=1, le=64, description="Threads per Gunicorn worker.")
+    db_pool_size: int = Field(default=5, ge=1, le=100, description="PostgreSQL connections kept per process.")
+    db_max_overflow: int = Field(default=5, ge=0, le=100, description="Extra PostgreSQL connections under load.")
+    db_pool_timeout_s: float = Field(
+        default=5.0, gt=0, description="How long a request waits for a free connection before a 503."
+    )
+    db_connect_timeout_s: int = Field(default=3, ge=1, description="How long connecting to PostgreSQL may take.")
+    db_statement_timeout_ms: int = Field(default=5000, ge=0, description="PostgreSQL's statement_timeout (0: none).")
+    db_lock_timeout_ms: int = Field(
+        default=3000, ge=1, description="How long a row lock is waited for before a 409 `resource_busy`."
+    )
+    sqlite_busy_timeout_ms: int = Field(default=3000, ge=1, description="How long SQLite waits for its write lock.")
+    readyz_timeout_s: float = Field(default=2.0, gt=0, description="How long `/readyz` waits for each dependency.")
+    broker_url: str = Field(
+        default="filesystem://var/broker",
+        description="The job broker: `filesystem://FOLDER` (the embedded default, no server), `redis://...` or"
+        " `amqp://...` (RabbitMQ, quorum queues).",
+    )
     job_queue: str = Field(
-        default="bookwell", pattern=r"^[A-Za-z0-9_.-]{1,100}$"
-    )  # one per deployment on a shared broker
-    worker_concurrency: int = Field(default=4, ge=1, le=64)
-    job_max_attempts: int = Field(default=8, ge=1, le=100)
-    job_backoff_base_s: float = Field(default=1.0, gt=0)
-    job_backoff_cap_s: float = Field(default=300.0, gt=0)
-    # Scheduler: a pending delivery this long past due was lost and is re-driven; an unsent outbox
-    # row this old means the relay is behind, and is logged as a warning.
-    stall_after_s: float = Field(default=60.0, gt=0)
-    redrive_every_s: float = Field(default=15.0, gt=0)
-    holds_expire_every_s: float = Field(default=30.0, gt=0)
-    # Relay and the external event stream (NATS JetStream; off unless a URL is set).
-    relay_batch_size: int = Field(default=100, ge=1, le=1000)
-    relay_poll_interval_s: float = Field(default=0.5, gt=0, le=1.0)
-    nats_url: str | None = None
-    nats_stream: str = Field(default="BOOKWELL_EVENTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    nats_subject_prefix: str = Field(default="bookwell.events", pattern=r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
-    nats_duplicate_window_s: float = Field(default=3600.0, gt=0)
-    # Payments: the provider (`fake`, in process, the embedded default; `http`, a provider's API at
-    # `payment_provider_url`, e.g. `bookwell provider-sim`), its timeouts, retries and breaker.
-    payment_provider: Literal["fake", "http"] = "fake"
-    payment_provider_url: str | None = None
-    payment_timeout_s: float = Field(default=2.0, gt=0, le=30)
-    payment_retry_attempts: int = Field(default=3, ge=1, le=10)
-    payment_breaker_fail_max: int = Field(default=5, ge=1, le=100)
-    payment_breaker_reset_s: float = Field(default=10.0, gt=0)
-    saga_sweep_every_s: float = Field(default=5.0, gt=0)
-    # How long a worker owns a saga step: longer than a step can take (payment_timeout_s x attempts,
-    # plus backoff); a dead worker's saga is picked up again this long after it died.
-    saga_lease_s: float = Field(default=60.0, gt=0)
-    # Modules whose `register(subscriptions, database)` adds internal event handlers beyond Bookwell's own
-    # (a deployment's extensions; the async tests' recording handler).
-    handler_modules: str = ""
-    # Rate limits (ADR 0022), each "QUOTA/WINDOW_S": requests a key may make per fixed window. The
-    # counters are in Redis when `rate_limit_storage_url` is a redis:// URL, else (empty, the
-    # embedded default) in the application's database, shared by every worker and process.
-    rate_limit_enabled: bool = True
-    rate_limit_storage_url: str = ""
-    rate_limit_reads: str = "600/60"
-    rate_limit_writes: str = "120/60"
-    rate_limit_availability: str = "60/60"
-    rate_limit_organization: str = "6000/60"
-    rate_limit_auth_failures: str = "20/60"
-    # How many proxies in front append to X-Forwarded-For: the client's address (failed
-    # authentication is limited per address, ADR 0024) is taken that many hops back; 0 ignores the header.
-    proxy_hops: int = Field(default=0, ge=0, le=5)
+        default="bookwell",
+        pattern=r"^[A-Za-z0-9_.-]{1,100}$",
+        description="The jobs' queue: one per deployment on a shared broker (scheduled jobs use `<name>.periodic`).",
+    )
+    worker_concurrency: int = Field(default=4, ge=1, le=64, description="Jobs one `bookwell worker` runs at once.")
+    job_max_attempts: int = Field(default=8, ge=1, le=100, description="Attempts of a job before it is dead-lettered.")
+    job_backoff_base_s: float = Field(
+        default=1.0, gt=0, description="The first retry's window (full jitter, doubling)."
+    )
+    job_backoff_cap_s: float = Field(default=300.0, gt=0, description="The longest retry window.")
+    stall_after_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="A pending delivery this long past due is lost and re-driven; an unsent outbox row this old is"
+        " logged as lag.",
+    )
+    redrive_every_s: float = Field(default=15.0, gt=0, description="How often the scheduler looks for lost deliveries.")
+    holds_expire_every_s: float = Field(default=30.0, gt=0, description="How often lapsed holds are marked expired.")
+    relay_batch_size: int = Field(default=100, ge=1, le=1000, description="Events the relay delivers per pass.")
+    relay_poll_interval_s: float = Field(
+        default=0.5, gt=0, le=1.0, description="How often the relay looks for events (SQLite; PostgreSQL is notified)."
+    )
+    nats_url: str | None = Field(
+        default=None, description="NATS with JetStream (e.g. `nats://127.0.0.1:4222`): events are published there too."
+    )
+    nats_stream: str = Field(
+        default="BOOKWELL_EVENTS", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="The JetStream stream's name."
+    )
+    nats_subject_prefix: str = Field(
+        default="bookwell.events",
+        pattern=r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$",
+        description="Subjects are `<prefix>.<organization>.<event type>`.",
+    )
+    nats_duplicate_window_s: float = Field(
+        default=3600.0, gt=0, description="JetStream drops a re-published event within this window."
+    )
+    payment_provider: Literal["fake", "http"] = Field(
+        default="fake",
+        description="`fake` (in process, the embedded default) or `http` (a provider's API at `payment_provider_url`).",
+    )
+    payment_provider_url: str | None = Field(
+        default=None, description="The provider's base URL, e.g. `bookwell provider-sim`'s `http://127.0.0.1:8700`."
+    )
+    payment_timeout_s: float = Field(default=2.0, gt=0, le=30, description="One provider call's timeout.")
+    payment_retry_attempts: int = Field(default=3, ge=1, le=10, description="Tries of one provider call.")
+    payment_breaker_fail_max: int = Field(
+        default=5, ge=1, le=100, description="Failures in a row that open the provider's circuit breaker."
+    )
+    payment_breaker_reset_s: float = Field(default=10.0, gt=0, description="How long the breaker stays open.")
+    saga_sweep_every_s: float = Field(default=5.0, gt=0, description="How often waiting saga steps are looked for.")
+    saga_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a worker owns a saga step (longer than a step can take); a dead worker's saga is"
+        " picked up again after it.",
+    )
+    handler_modules: str = Field(
+        default="",
+        description="Comma-separated modules whose `register(subscriptions, database)` adds event handlers.",
+    )
+    rate_limit_enabled: bool = Field(default=True, description="Rate limits on (ADR 0022, 0024).")
+    rate_limit_storage_url: str = Field(
+        default="", description="Empty: counters in the database (every process shares them); or `redis://...`."
+    )
+    rate_limit_reads: str = Field(default="600/60", description="`QUOTA/WINDOW_S` of reads per API key.")
+    rate_limit_writes: str = Field(default="120/60", description="`QUOTA/WINDOW_S` of writes per API key.")
+    rate_limit_availability: str = Field(
+        default="60/60", description="`QUOTA/WINDOW_S` of availability queries per API key."
+    )
+    rate_limit_organization: str = Field(
+        default="6000/60", description="`QUOTA/WINDOW_S` of requests per organization, all its keys together."
+    )
+    rate_limit_auth_failures: str = Field(
+        default="20/60", description="`QUOTA/WINDOW_S` of failed authentications per client address."
+    )
+    proxy_hops: int = Field(
+        default=0,
+        ge=0,
+        le=5,
+        description="Proxies in front that append to `X-Forwarded-For` (0: the header is ignored).",
+    )
 
     @model_validator(mode="after")
     def _lease_outlasts_a_step(self) -> Settings:
@@ -140,7 +197,13 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Read `BOOKWELL_<FIELD>` variables (e.g. `BOOKWELL_DATABASE_URL`); explicit overrides win."""
+        """Read `BOOKWELL_<FIELD>` variables (e.g. `BOOKWELL_DATABASE_URL`); explicit overrides win.
+
+        A `BOOKWELL_*` variable that names no setting (a misspelling would otherwise be ignored in
+        silence) is refused outside development, with the setting it probably meant, and warned
+        about once on stderr in development. `BOOKWELL_TEST_*` and `BOOKWELL_BENCH_*` belong to the
+        tests and benchmarks.
+        """
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for name in cls.model_fields:
@@ -148,4 +211,31 @@ class Settings(BaseModel):
             if key in environ:
                 values[name] = environ[key]
         values.update(overrides)
-        return cls.model_validate(values)
+        settings = cls.model_validate(values)
+        unknown = unknown_variables(environ)
+        if unknown and settings.env != "development":
+            raise UnknownSettings("; ".join(unknown))
+        for complaint in unknown:
+            if complaint not in _WARNED:
+                _WARNED.add(complaint)
+                sys.stderr.write(f"bookwell: warning: {complaint}\n")
+        return settings
+
+
+class UnknownSettings(ValueError):
+    """`BOOKWELL_*` variables that name no setting, outside development."""
+
+
+_WARNED: set[str] = set()
+_NOT_SETTINGS = ("BOOKWELL_TEST_", "BOOKWELL_BENCH_")
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One line per `BOOKWELL_*` variable that names no setting, with the closest one that does."""
+    known = [f"BOOKWELL_{name.upper()}" for name in Settings.model_fields]
+    complaints = []
+    for key in sorted(environ):
+        if key.startswith("BOOKWELL_") and key not in known and not key.startswith(_NOT_SETTINGS):
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+            complaints.append(f"{key} is not a setting" + (f" (did you mean {close[0]}?)" if close else ""))
+    return complaints

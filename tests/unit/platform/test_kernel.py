@@ -18,6 +18,7 @@ from bookwell.platform.kernel.context import current
 from bookwell.platform.kernel.ids import new_id
 from bookwell.platform.kernel.principal import Principal
 from bookwell.settings import Settings
+from bookwell.settings import UnknownSettings
 
 
 def test_ids_carry_their_type_and_sort_by_creation_time() -> None:
@@ -61,3 +62,21 @@ def test_a_caller_is_recorded_only_inside_a_bound_request_context() -> None:
         authenticated(caller)
         assert (current().request_id, current().organization_id) == ("req-1", "org_1")
     assert current().principal is None, "the caller ends with its request"
+
+
+def test_a_misspelt_setting_is_refused_outside_development_with_what_it_meant() -> None:
+    environ = {"BOOKWELL_ENV": "test", "BOOKWELL_SECRET_KEY": "k" * 40, "BOOKWELL_DATABSE_URL": "sqlite:///x.db"}
+    with pytest.raises(
+        UnknownSettings, match=r"BOOKWELL_DATABSE_URL is not a setting \(did you mean BOOKWELL_DATABASE_URL\?\)"
+    ):
+        Settings.from_env(environ)
+    fixed = {key: value for key, value in environ.items() if key != "BOOKWELL_DATABSE_URL"}
+    assert Settings.from_env(fixed | {"BOOKWELL_TEST_ANYTHING": "1"}).env == "test"  # the tests' own are not settings
+
+
+def test_in_development_a_misspelt_setting_is_a_warning_once(capsys: pytest.CaptureFixture[str]) -> None:
+    environ = {"BOOKWELL_LOG_LEVL": "DEBUG", "BOOKWELL_TEST_REQUIRE_SERVICES": "1", "BOOKWELL_BENCH_X": "1"}
+    Settings.from_env(environ)
+    Settings.from_env(environ)
+    warned = capsys.readouterr().err.splitlines()
+    assert warned == ["bookwell: warning: BOOKWELL_LOG_LEVL is not a setting (did you mean BOOKWELL_LOG_LEVEL?)"]
