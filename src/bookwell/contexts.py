@@ -1,4 +1,4 @@
-"""The bounded contexts that make up Bookwell, in the order they register (ARCHITECTURE.md).
+"""The bounded contexts that make up Bookwell, in the order they register (docs/design/architecture.md).
 
 Each names a package with a `registration` module: `register(registry)` wires the context in, and
 `commands` are its `bookwell` subcommands. Adding a context is one line here. A context that looks

@@ -17,7 +17,7 @@ from tests.api.conftest import check_against_contract
 from tests.conftest import settings_for
 from tests.support.net import free_port
 
-SAMPLE_IDS = {"resource_id": "res_01M8T45FJP2HHYWC8VW075KPF4", "booking_id": "bk_01M8T45FJP2HHYWC8VW075KPF4"}
+SAMPLE_IDS = {"resource_id": "res_01M8T45FJP2HHYWC8VW075KPF4", "booking_id": "bkg_01M8T45FJP2HHYWC8VW075KPF4"}
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """The built-in payment provider of the embedded default: in process, deterministic, no network.
 
-It behaves as API.md's test tokens say, and, like a real provider, answers a repeated
+It behaves as the test tokens of docs/design/api.md say, and, like a real provider, answers a repeated
 idempotency key with its first outcome:
 - `tok_ok`: captured; `tok_decline`: declined (`card_declined`); any other token: declined
   (`unknown_token`);

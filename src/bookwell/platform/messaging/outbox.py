@@ -36,7 +36,7 @@ from bookwell.platform.kernel.events import Event
 from bookwell.platform.kernel.pages import Page
 from bookwell.platform.kernel.pages import PageRequest
 
-EVENT_RETENTION = timedelta(days=30)  # API.md: the event log keeps events 30 days
+EVENT_RETENTION = timedelta(days=30)  # docs/design/api.md: the event log keeps events 30 days
 NOTIFY_CHANNEL = "bookwell_outbox"  # PostgreSQL: the relay LISTENs here and wakes on every commit
 
 outbox = Table(
