@@ -26,8 +26,8 @@ $(VENV)/.dev: requirements-dev.lock pyproject.toml
 	touch $@ $(VENV)/.runtime
 
 run: $(VENV)/.runtime  ## Migrate, then run api (http://$(HOST):$(PORT)), relay, worker and scheduler; Ctrl-C stops all
-	$(BIN)/bookwell db upgrade
-	BOOKWELL_HTTP_BIND=$(HOST):$(PORT) PYTHONUNBUFFERED=1 $(BIN)/honcho --no-colour start --procfile Procfile
+	BOOKWELL_LOG_FORMAT=$${BOOKWELL_LOG_FORMAT:-console} $(BIN)/bookwell db upgrade
+	BOOKWELL_HTTP_BIND=$(HOST):$(PORT) BOOKWELL_LOG_FORMAT=$${BOOKWELL_LOG_FORMAT:-console} PYTHONUNBUFFERED=1 $(BIN)/honcho --no-colour start --procfile Procfile
 
 test: $(VENV)/.dev lint typecheck imports contract-check  ## Every gate, then every test
 	$(BIN)/pytest

@@ -38,7 +38,7 @@ def create_app(
     views the contexts registered."""
     settings = settings or Settings.from_env()
     container = container or bootstrap(settings)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, fmt=settings.log_format)
     if container.authenticator is None:
         raise LookupError("no registered context authenticates callers")
 

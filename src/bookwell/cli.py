@@ -73,7 +73,7 @@ def main(ctx: click.Context, debug: bool) -> None:
         raise click.ClickException(f"invalid settings: {problems}") from error
     except UnknownSettings as error:
         raise click.ClickException(f"invalid settings: {error}") from error
-    configure_logging(settings.log_level, stream="stderr")  # stdout is for results
+    configure_logging(settings.log_level, stream="stderr", fmt=settings.log_format)  # stdout is for results
     try:
         ctx.obj = bootstrap(settings)
     except ImportError as error:

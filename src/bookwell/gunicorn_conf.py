@@ -8,6 +8,10 @@ import shutil
 import tempfile
 from typing import Any
 
+import structlog
+from gunicorn import glogging
+
+from bookwell.platform.observability.logging import configure_logging
 from bookwell.settings import Settings
 
 # Each worker writes its metrics to files here, so /metrics can merge every worker's samples.
@@ -27,8 +31,28 @@ timeout = 30
 graceful_timeout = 20  # SIGTERM: finish in-flight requests, then stop
 keepalive = 5
 accesslog = None  # the app writes one structured line per request itself
-errorlog = "-"
+
+
+class _OneFormat(glogging.Logger):  # type: ignore[misc]  # gunicorn ships no types
+    """Gunicorn's own lines (booting, workers, errors) through Bookwell's logging, in its format."""
+
+    def setup(self, cfg: Any) -> None:
+        self.cfg = cfg
+        configure_logging(_settings.log_level, fmt=_settings.log_format)
+        self.error_log.setLevel(_settings.log_level)
+        for log in (self.error_log, self.access_log):
+            log.handlers.clear()
+            log.propagate = True
+
+
+logger_class = _OneFormat
 control_socket_disable = True  # one fixed socket path per user would clash between servers
+
+
+def when_ready(server: Any) -> None:
+    """Say where the API and its reference are, once it listens."""
+    for listener in server.LISTENERS:
+        structlog.get_logger("bookwell.api").info("api_ready", url=str(listener), reference=f"{listener}/docs")
 
 
 def post_worker_init(_worker: Any) -> None:

@@ -61,6 +61,10 @@ class Settings(BaseModel):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="The lowest level logged."
     )
+    log_format: Literal["json", "console"] = Field(
+        default="json",
+        description="`json` lines for machines; `console`, aligned text for people (`make run` sets it).",
+    )
     http_bind: str = Field(default="127.0.0.1:8000", description="Where the API listens (`HOST:PORT`), for Gunicorn.")
     web_workers: int = Field(default=2, ge=1, le=64, description="Gunicorn worker processes of the API.")
     web_threads: int = Field(default=4, ge=1, le=64, description="Threads per Gunicorn worker.")

@@ -12,6 +12,7 @@ one killed by a signal), restarting nothing.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -65,7 +66,8 @@ def main(argv: Sequence[str]) -> int:
     if len(argv) < 3 or argv[1] != "--":
         print("usage: python -m bookwell.supervise NAME -- COMMAND...", file=sys.stderr)
         return 2
-    configure_logging("INFO", stream="stderr")
+    # The same format as the process it watches (it reads no settings: `make run` sets the variable).
+    configure_logging("INFO", stream="stderr", fmt=os.environ.get("BOOKWELL_LOG_FORMAT", "json"))
     stop = Stop()
 
     def asked(signum: int, _frame: object) -> None:

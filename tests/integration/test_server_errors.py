@@ -71,3 +71,13 @@ def test_the_servers_own_answers_are_problems_with_a_request_id(
     assert problem["type"] == "https://bookwell.dev/problems/" + code.replace("_", "-")
     assert problem["request_id"] == headers["X-Request-ID"]
     assert b"a" * 100 not in body, "the request's bytes are not echoed"
+
+
+def test_gunicorn_speaks_in_the_apps_format_and_says_where_it_listens(server: int, tmp_path: Path) -> None:
+    status, _, _ = exchange(server, b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert status == 200
+    lines = [line for line in (tmp_path / "gunicorn.log").read_text().splitlines() if line.strip()]
+    parsed = [json.loads(line) for line in lines]  # every line, Gunicorn's own too, is one JSON object
+    assert any(entry["logger"] == "gunicorn.error" for entry in parsed)
+    [ready] = [entry for entry in parsed if entry["event"] == "api_ready"]
+    assert (ready["url"], ready["reference"]) == (f"http://127.0.0.1:{server}", f"http://127.0.0.1:{server}/docs")

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from bookwell.platform.http.pagination import CursorCodec
 from bookwell.platform.http.pipeline.guess_limit import client_key
 from bookwell.platform.http.problems import HttpProblem
 from bookwell.platform.observability.logging import REDACTED
+from bookwell.platform.observability.logging import configure_logging
 from bookwell.platform.observability.logging import redact_secrets
 
 
@@ -63,3 +66,16 @@ def test_secrets_are_redacted_by_name_and_by_shape() -> None:
 )
 def test_failed_authentication_is_counted_per_ipv4_address_and_per_ipv6_64(address: str | None, key: str) -> None:
     assert client_key(address) == key
+
+
+def test_the_console_format_is_one_readable_line_per_event(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO", fmt="console")
+    try:
+        logging.getLogger("bookwell.test").warning("something %s", "happened")
+        line = capsys.readouterr().out.strip()
+    finally:
+        configure_logging("INFO")
+    assert not line.startswith("{")
+    assert "[warning" in line
+    assert "something happened" in line
+    assert "[bookwell.test]" in line

@@ -72,8 +72,15 @@ class _StandardStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         """The stream is looked up on every write; there is nothing to set."""
 
 
-def configure_logging(level: str = "INFO", stream: str = "stdout") -> None:
-    """Send structlog and the standard library's logging through one JSON renderer on `sys.<stream>`."""
+def _renderer(fmt: str) -> Any:
+    if fmt == "console":
+        return structlog.dev.ConsoleRenderer(colors=False)
+    return structlog.processors.JSONRenderer()
+
+
+def configure_logging(level: str = "INFO", stream: str = "stdout", fmt: str = "json") -> None:
+    """Send structlog and the standard library's logging (Gunicorn's, Celery's) through one renderer
+    on `sys.<stream>`: JSON lines for machines (`fmt="json"`), or aligned text for people (`"console"`)."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         add_request_context,
@@ -96,11 +103,12 @@ def configure_logging(level: str = "INFO", stream: str = "stdout") -> None:
             foreign_pre_chain=shared,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.JSONRenderer(),
+                _renderer(fmt),
             ],
         )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.captureWarnings(True)  # a library's warning is a log line too, in the same format
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
