@@ -246,7 +246,10 @@ def dead_letters_list(ctx: click.Context, include_replayed: bool, as_json: bool)
     """List dead letters, newest first."""
     letters = _container(ctx).jobs.dead_letters(include_replayed=include_replayed)
     if not letters and not as_json:
-        click.echo("no dead letters" + ("" if include_replayed else " waiting (--all shows replayed ones too)"))
+        # On stderr: stdout holds the list, and an empty list is empty for a script that reads it.
+        click.echo(
+            "no dead letters" + ("" if include_replayed else " waiting (--all shows replayed ones too)"), err=True
+        )
     for letter in letters:
         if as_json:
             click.echo(json.dumps(dataclasses.asdict(letter), default=str))

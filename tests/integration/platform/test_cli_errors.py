@@ -75,4 +75,5 @@ def test_tailing_a_stream_that_does_not_exist_yet_says_what_makes_it(database: D
 
 def test_an_empty_dead_letter_list_says_so(database: Database) -> None:
     listed = run("jobs", "dead-letters", "list", BOOKWELL_DATABASE_URL=database.settings.database_url)
-    assert (listed.exit_code, listed.output.strip()) == (0, "no dead letters waiting (--all shows replayed ones too)")
+    assert (listed.exit_code, listed.stdout) == (0, "")  # the list itself is empty
+    assert listed.stderr.strip() == "no dead letters waiting (--all shows replayed ones too)"
