@@ -11,7 +11,7 @@ CODEGEN = $(BIN)/datamodel-codegen --input src/bookwell/contract/openapi/v1.yaml
 	--disable-timestamp --custom-file-header-path src/bookwell/contract/generated-header.txt \
 	--type-overrides '{"Instant": "bookwell.contract.types.Instant"}'
 
-.PHONY: run test test-busy bench lint typecheck imports contract-models contract-check lock clean
+.PHONY: run test test-busy bench lint typecheck imports contract-models contract-check configuration-doc lock clean
 
 $(VENV)/.runtime: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -25,7 +25,7 @@ from bookwell.identity.ports import IdentityUnitOfWork
 from bookwell.platform.idempotency import IdempotencyStore
 from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.clock import utcnow
-from bookwell.platform.kernel.errors import DomainError
+from bookwell.platform.kernel.errors import NotFound
 from bookwell.platform.messaging.event_log import EventLog
 from bookwell.platform.messaging.jetstream import JetStream
 from bookwell.platform.messaging.relay import Relay
@@ -177,7 +177,7 @@ def _existing_organization(container: Registry, organization_id: str) -> None:
         identity_service.get_organization(
             uow=container.unit_of_work(IdentityUnitOfWork)(readonly=True), organization_id=organization_id
         )
-    except DomainError as error:
+    except NotFound as error:
         raise click.ClickException(f"no organization {organization_id}") from error
 
 

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 
 import click
+import structlog
 from alembic.util import CommandError as AlembicError
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.exc import DBAPIError
@@ -17,6 +18,7 @@ from bookwell.platform.kernel.errors import DomainError
 from bookwell.platform.kernel.errors import Unavailable
 from bookwell.platform.observability.logging import redact
 
+log = structlog.get_logger("bookwell.cli")
 DEBUG = "bookwell.debug"  # the click context's meta key: whether `--debug` was given
 _MISSING_TABLE = re.compile(r"no such table|relation \"[^\"]+\" does not exist")
 
@@ -47,6 +49,8 @@ def one_line(error: Exception) -> str:
     for applies, explain in _EXPLAINED:
         if applies(error):
             return explain(error)
+    # Unexplained: the traceback goes to the log (a crashed relay or worker cannot be re-run with --debug).
+    log.error("command_failed", exc_info=error)
     detail = " ".join(redact(str(error)).split())[:300]
     return f"{type(error).__name__}: {detail} (run with --debug for the traceback)"
 

@@ -23,7 +23,8 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bookw
 # Threads overlap database I/O inside a worker; workers use the cores. Start from 2 x 4 on
 # the 2-core reference machine and change it only with load-test numbers.
 _settings = Settings.from_env()  # checked once, before any worker starts
-bind = [_settings.http_bind]  # a --bind on the command line replaces it
+if "BOOKWELL_HTTP_BIND" in os.environ:  # else Gunicorn's own default ($PORT, or 127.0.0.1:8000)
+    bind = [_settings.http_bind]  # a --bind on the command line replaces it
 workers = _settings.web_workers
 threads = _settings.web_threads
 worker_class = "gthread"
@@ -34,7 +35,10 @@ accesslog = None  # the app writes one structured line per request itself
 
 
 class _OneFormat(glogging.Logger):  # type: ignore[misc]  # gunicorn ships no types
-    """Gunicorn's own lines (booting, workers, errors) through Bookwell's logging, in its format."""
+    """Gunicorn's own lines (booting, workers, errors) through Bookwell's logging, in its format, on
+    stdout like every other line. Gunicorn's own log options (`--error-logfile`, `--log-config`,
+    syslog, `--capture-output`) are therefore not used: `BOOKWELL_LOG_LEVEL` and
+    `BOOKWELL_LOG_FORMAT` decide, and the process's output is where the logs are."""
 
     def setup(self, cfg: Any) -> None:
         self.cfg = cfg

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 from pydantic import ConfigDict
 from pydantic import Field
+from pydantic import ValidationError
 from pydantic import model_validator
 
 DEV_SECRET_KEY = "dev-only-secret-key-never-use-in-production"  # noqa: S105 - refused outside development
@@ -205,8 +206,10 @@ class Settings(BaseModel):
 
         A `BOOKWELL_*` variable that names no setting (a misspelling would otherwise be ignored in
         silence) is refused outside development, with the setting it probably meant, and warned
-        about once on stderr in development. `BOOKWELL_TEST_*` and `BOOKWELL_BENCH_*` belong to the
-        tests and benchmarks.
+        about once on stderr in development; when another setting fails too, the refusal names both.
+        `BOOKWELL_TEST_*` and `BOOKWELL_BENCH_*` belong to the tests and benchmarks, and
+        `BOOKWELL_SERVICE_*` and `BOOKWELL_PORT*` are what Kubernetes and Docker links define for a
+        service named `bookwell`.
         """
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
@@ -215,8 +218,13 @@ class Settings(BaseModel):
             if key in environ:
                 values[name] = environ[key]
         values.update(overrides)
-        settings = cls.model_validate(values)
         unknown = unknown_variables(environ)
+        try:
+            settings = cls.model_validate(values)
+        except ValidationError as error:
+            if unknown:  # the misspelling is likely why a setting is missing or wrong: say both
+                raise UnknownSettings("; ".join([*unknown, _first_problem(error)])) from error
+            raise
         if unknown and settings.env != "development":
             raise UnknownSettings("; ".join(unknown))
         for complaint in unknown:
@@ -231,15 +239,26 @@ class UnknownSettings(ValueError):
 
 
 _WARNED: set[str] = set()
-_NOT_SETTINGS = ("BOOKWELL_TEST_", "BOOKWELL_BENCH_")
+_NOT_SETTINGS = ("BOOKWELL_TEST_", "BOOKWELL_BENCH_", "BOOKWELL_SERVICE_", "BOOKWELL_PORT")
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """One line per `BOOKWELL_*` variable that names no setting, with the closest one that does."""
-    known = [f"BOOKWELL_{name.upper()}" for name in Settings.model_fields]
+    names = [name.upper() for name in Settings.model_fields]
     complaints = []
     for key in sorted(environ):
-        if key.startswith("BOOKWELL_") and key not in known and not key.startswith(_NOT_SETTINGS):
-            close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
-            complaints.append(f"{key} is not a setting" + (f" (did you mean {close[0]}?)" if close else ""))
+        if (
+            key.startswith("BOOKWELL_")
+            and key.removeprefix("BOOKWELL_") not in names
+            and not key.startswith(_NOT_SETTINGS)
+        ):
+            # Compared without the shared prefix, which would make every name look alike.
+            close = difflib.get_close_matches(key.removeprefix("BOOKWELL_"), names, n=1, cutoff=0.75)
+            complaints.append(f"{key} is not a setting" + (f" (did you mean BOOKWELL_{close[0]}?)" if close else ""))
     return complaints
+
+
+def _first_problem(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = "_".join(map(str, first["loc"])).upper()
+    return f"BOOKWELL_{where}: {first['msg']}" if where else str(first["msg"])

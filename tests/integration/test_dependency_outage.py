@@ -13,6 +13,7 @@ from flask import Flask
 from bookwell.app import CONTRACT_V1
 from bookwell.app import create_app
 from bookwell.bootstrap import bootstrap
+from bookwell.platform.db import Database
 from tests.api.conftest import check_against_contract
 from tests.conftest import settings_for
 from tests.support.net import free_port
@@ -55,3 +56,19 @@ def test_readiness_says_503_and_liveness_still_answers(unreachable: Flask) -> No
     client = unreachable.test_client()
     assert client.get("/readyz").status_code == 503
     assert client.get("/livez").status_code == 200
+
+
+@pytest.mark.postgres
+def test_a_pool_with_no_free_connection_is_503_too(postgres_database: Database) -> None:
+    settings = postgres_database.settings.model_copy(
+        update={"db_pool_size": 1, "db_max_overflow": 0, "db_pool_timeout_s": 0.2}
+    )
+    app = create_app(settings, container=bootstrap(settings))
+    database = app.extensions["bookwell.container"].database
+    with database.engine.connect():  # the pool's one connection, held
+        answer = app.test_client().get(
+            "/v1/resources", headers={"Authorization": "Bearer bw_0123456789abcdef_" + "a" * 43}
+        )
+    database.dispose()
+    assert (answer.status_code, answer.get_json()["code"]) == (503, "dependency_unavailable")
+    assert int(answer.headers["Retry-After"]) >= 1

@@ -28,6 +28,7 @@ def gunicorn(database: Database, folder: Path, **env: str) -> Iterator[int]:
         "BOOKWELL_DATABASE_URL": database.settings.database_url,
         "BOOKWELL_SECRET_KEY": database.settings.secret_key,
         "BOOKWELL_BROKER_URL": f"filesystem://{folder / 'broker'}",
+        "BOOKWELL_LOG_FORMAT": "json",  # whatever the shell says: tests read these lines
         **env,
     }
     with log_path.open("wb") as log:

@@ -9,6 +9,7 @@ import click
 from bookwell.identity import service
 from bookwell.identity.ports import IdentityUnitOfWork
 from bookwell.platform.kernel.errors import DomainError
+from bookwell.platform.kernel.errors import Unavailable
 from bookwell.platform.registry import Registry
 
 
@@ -25,6 +26,8 @@ def org_create(registry: Registry, name: str, as_json: bool) -> None:
     """Create an organization and its first API key, which holds every scope."""
     try:
         organization, token = service.create_organization(uow=registry.unit_of_work(IdentityUnitOfWork)(), name=name)
+    except Unavailable:
+        raise  # the command's own one line says what to do about a database that cannot be reached
     except DomainError as error:
         raise click.ClickException(error.detail) from error
     if as_json:

@@ -6,6 +6,7 @@ import concurrent.futures
 import contextvars
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,7 +43,9 @@ from bookwell.settings import Settings
 T = TypeVar("T")
 READONLY_OPTION = "bookwell_readonly"
 _LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
-_SERVER_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})  # admin or crash shutdown, cannot connect now
+# Too many clients, admin or crash shutdown, cannot connect now, the database dropped.
+_SERVER_GOING_AWAY = frozenset({"53300", "57P01", "57P02", "57P03", "57P05"})
+_UNAVAILABLE_EVERY_S = 5.0
 _AMBIENT: contextvars.ContextVar[tuple[Database, Connection, list[Callable[[], None]]] | None] = contextvars.ContextVar(
     "bookwell_ambient_transaction", default=None
 )
@@ -171,13 +174,26 @@ def _lock_timeouts_are_busy(context: ExceptionContext) -> None:
 
 
 def _lost_databases_are_unavailable(context: ExceptionContext) -> None:
-    """No connection (refused, dropped, the server shutting down) is a 503 the client may retry:
-    nothing was written, since no transaction could commit without one."""
+    """No connection (refused, dropped, too many clients, the server shutting down) is a 503 the
+    client may retry. Its transaction rolled back, unless the connection dropped during the commit
+    itself: then the outcome is unknown, which is why a retried POST should carry its Idempotency-Key.
+    The cause is logged, at most every few seconds per process."""
     error = context.original_exception
     sqlstate = getattr(error, "sqlstate", None)
     lost = isinstance(error, psycopg.OperationalError) and (sqlstate is None or sqlstate.startswith("08"))
     if context.is_disconnect or lost or sqlstate in _SERVER_GOING_AWAY:
+        _say_unavailable(error)
         raise Unavailable("The database cannot be reached; retry shortly.") from error
+
+
+_unavailable_said_at = [float("-inf")]
+
+
+def _say_unavailable(error: BaseException) -> None:
+    now = time.monotonic()
+    if now - _unavailable_said_at[0] >= _UNAVAILABLE_EVERY_S:
+        _unavailable_said_at[0] = now
+        logging.getLogger("bookwell.db").warning("database_unavailable: %s", " ".join(str(error).split())[:300])
 
 
 def _postgresql_engine(settings: Settings) -> Engine:

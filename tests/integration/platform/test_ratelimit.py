@@ -238,3 +238,18 @@ def test_an_ended_window_starts_again_in_the_same_statement_and_is_purged(databa
 def _end_every_window(database: Database) -> None:
     with database.engine.begin() as connection:
         connection.execute(update(rate_limit_counters).values(expires_at=utcnow() - timedelta(seconds=1)))
+
+
+def test_a_database_that_cannot_be_reached_fails_open_too(sqlite_database: Database) -> None:
+    closed = sqlite_database.settings.model_copy(
+        update={"database_url": f"postgresql://postgres@127.0.0.1:{free_port()}/none", "db_connect_timeout_s": 1}
+    )
+    unreachable = Database(closed)
+    try:
+        limiter = build_rate_limiter(closed, unreachable)
+        before = _unavailable_total()
+        decision = limiter.hit((READS, "credential:key_unreachable"))
+        assert (decision.allowed, decision.usages) == (True, ())
+        assert _unavailable_total() == before + 1
+    finally:
+        unreachable.dispose()

@@ -71,10 +71,23 @@ def test_a_misspelt_setting_is_refused_outside_development_with_what_it_meant() 
     ):
         Settings.from_env(environ)
     fixed = {key: value for key, value in environ.items() if key != "BOOKWELL_DATABSE_URL"}
-    assert Settings.from_env(fixed | {"BOOKWELL_TEST_ANYTHING": "1"}).env == "test"  # the tests' own are not settings
+    # The tests' own variables, and what Kubernetes and Docker define for a service named bookwell.
+    theirs = {"BOOKWELL_TEST_ANYTHING": "1", "BOOKWELL_PORT": "tcp://10.0.0.1:80", "BOOKWELL_SERVICE_HOST": "10.0.0.1"}
+    assert Settings.from_env(fixed | theirs).env == "test"
 
 
-def test_in_development_a_misspelt_setting_is_a_warning_once(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_misspelling_is_named_when_it_also_breaks_another_setting() -> None:
+    environ = {"BOOKWELL_ENV": "production", "BOOKWELL_SECRT_KEY": "k" * 40}
+    with pytest.raises(UnknownSettings) as refused:
+        Settings.from_env(environ)
+    assert "BOOKWELL_SECRT_KEY is not a setting (did you mean BOOKWELL_SECRET_KEY?)" in str(refused.value)
+    assert "BOOKWELL_SECRET_KEY must be a random value" in str(refused.value)
+
+
+def test_in_development_a_misspelt_setting_is_a_warning_once(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bookwell.settings._WARNED", set())  # once per process: start this test afresh
     environ = {"BOOKWELL_LOG_LEVL": "DEBUG", "BOOKWELL_TEST_REQUIRE_SERVICES": "1", "BOOKWELL_BENCH_X": "1"}
     Settings.from_env(environ)
     Settings.from_env(environ)

@@ -123,6 +123,7 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HttpProblem)
     @app.errorhandler(DomainError)
     @app.errorhandler(HTTPException)
+    @app.errorhandler(PoolTimeout)
     def _expected(error: Exception) -> Response:
         response = render_error(error)
         assert response is not None

@@ -31,6 +31,7 @@ from bookwell.platform.db import UtcDateTime
 from bookwell.platform.db import metadata
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.errors import Busy
+from bookwell.platform.kernel.errors import Unavailable
 from bookwell.settings import Settings
 
 # A rate limit must not make a request wait on a storage that is down: one short try, then fail open.
@@ -62,7 +63,7 @@ class SqlStorage(Storage):
     @property
     def base_exceptions(self) -> tuple[type[Exception], ...]:
         """What a database that is down or locked raises; `limits` wraps them in `StorageError`."""
-        return (SQLAlchemyError, Busy)
+        return (SQLAlchemyError, Busy, Unavailable)
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         """Add `amount` to `key`'s count and return the new count; a window that ended starts again at `amount`.
