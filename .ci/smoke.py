@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 POSTGRES_ADMIN = os.environ.get("BOOKWELL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BROKERS = {
-    "filesystem": "filesystem://{work}/broker",
+    "filesystem": None,  # the embedded default, as SQLite is: under the data folder of an installed package
     "redis": "redis://127.0.0.1:6379/0",
     "rabbitmq": "amqp://guest:guest@127.0.0.1:5672//",
 }
@@ -95,23 +95,28 @@ def fail(why: str, logs: Path) -> None:
     raise SystemExit(f"smoke: {why}")
 
 
-def run_stack(venv: Path, database_url: str, broker: str, broker_url: str, work: Path) -> None:
-    logs = work / f"logs-{broker}-{database_url.split(':', 1)[0]}"
+def run_stack(venv: Path, work: Path, label: str, database_url: str | None, broker_url: str | None) -> None:
+    """The four processes on a database and a broker (None: the embedded default, which an installed
+    package keeps under `$XDG_DATA_HOME/bookwell`, here a folder of this run's)."""
+    logs = work / f"logs-{label}"
     logs.mkdir()
+    data_home = work / f"data-{label}"
     queue = f"bookwell-smoke-{uuid.uuid4().hex[:8]}"
     port = free_port()
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith("BOOKWELL_") or k.startswith("BOOKWELL_TEST_")},
+        "XDG_DATA_HOME": str(data_home),
         "BOOKWELL_ENV": "development",
-        "BOOKWELL_DATABASE_URL": database_url,
-        "BOOKWELL_BROKER_URL": broker_url,
         "BOOKWELL_JOB_QUEUE": queue,
         "BOOKWELL_SAGA_SWEEP_EVERY_S": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    env.pop("BOOKWELL_NATS_URL", None)
+    env |= {"BOOKWELL_DATABASE_URL": database_url} if database_url else {}
+    env |= {"BOOKWELL_BROKER_URL": broker_url} if broker_url else {}
     bookwell = str(venv / "bin" / "bookwell")
     subprocess.run([bookwell, "db", "upgrade"], env=env, check=True, capture_output=True, cwd=work)
+    if database_url is None and not (data_home / "bookwell" / "bookwell.db").is_file():
+        fail(f"the default database is not {data_home}/bookwell/bookwell.db", logs)
     created = subprocess.run(
         [bookwell, "org", "create", "Smoke", "--json"], env=env, check=True, capture_output=True, cwd=work
     )
@@ -178,13 +183,12 @@ def run_stack(venv: Path, database_url: str, broker: str, broker_url: str, work:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-        forget_queues(venv, broker_url, (queue, queue + ".periodic"))
+        if broker_url is not None:
+            forget_queues(venv, broker_url, (queue, queue + ".periodic"))
 
 
 def forget_queues(venv: Path, broker_url: str, queues: tuple[str, ...]) -> None:
     """Remove the smoke run's queues (and Redis keys) from the shared broker servers."""
-    if broker_url.startswith("filesystem"):
-        return
     code = f"""
 import sys
 from kombu import Connection
@@ -222,16 +226,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bookwell-smoke-") as folder:
         work = Path(folder)
         venv = runtime_venv(work)
-        for broker, template in BROKERS.items():
+        for broker, broker_url in BROKERS.items():
             for database in ("sqlite", "postgresql"):
-                broker_url = template.format(work=work / f"{broker}-{database}")
+                label = f"{broker}-{database}"
                 started = time.monotonic()
-                if database == "sqlite":
-                    run_stack(venv, f"sqlite:///{work}/{broker}.db", broker, broker_url, work)
+                if database == "sqlite":  # the embedded default
+                    run_stack(venv, work, label, None, broker_url)
                 else:
                     url, name = postgres_database(venv)
                     try:
-                        run_stack(venv, url, broker, broker_url, work)
+                        run_stack(venv, work, label, url, broker_url)
                     finally:
                         admin(venv, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 print(

@@ -40,7 +40,7 @@ from bookwell.platform.ratelimit import set_override
 from bookwell.platform.registry import Registry
 from bookwell.settings import RATE_LIMIT_POLICIES
 from bookwell.settings import Settings
-from bookwell.settings import UnknownSettings
+from bookwell.settings import SettingsProblem
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"  # package data: a wheel has them too
 log = structlog.get_logger("bookwell.cli")
@@ -71,7 +71,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     except ValidationError as error:
         problems = "; ".join(f"BOOKWELL_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in error.errors())
         raise click.ClickException(f"invalid settings: {problems}") from error
-    except UnknownSettings as error:
+    except SettingsProblem as error:
         raise click.ClickException(f"invalid settings: {error}") from error
     configure_logging(settings.log_level, stream="stderr", fmt=settings.log_format)  # stdout is for results
     try:
@@ -91,7 +91,9 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context, revision: str) -> None:
     """Migrate the database up to REVISION (default: the newest)."""
-    command.upgrade(alembic_config(_container(ctx).settings), revision)
+    container = _container(ctx)
+    command.upgrade(alembic_config(container.settings), revision)
+    log.info("database_migrated", database=container.database.location, revision=revision)
 
 
 @db.command("downgrade")
@@ -181,6 +183,13 @@ def _existing_organization(container: Registry, organization_id: str) -> None:
         raise click.ClickException(f"no organization {organization_id}") from error
 
 
+def _started(process: str, container: Registry, **details: object) -> None:
+    """Say where a process's data and jobs are (the embedded defaults are absolute paths, so a
+    command run from another folder finds the same ones)."""
+    settings = container.settings
+    log.info(f"{process}_started", database=container.database.location, broker=settings.broker_url, **details)
+
+
 def _stop_on_sigterm(stop: Callable[[], None]) -> None:
     """SIGTERM and SIGINT ask the process to finish what it holds and exit."""
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -204,7 +213,7 @@ def relay(ctx: click.Context) -> None:
             poll_interval_s=settings.relay_poll_interval_s,
         )
         _stop_on_sigterm(relay.stopping.set)
-        log.info("relay_started", jetstream=publisher is not None, database=container.database.dialect)
+        _started("relay", container, jetstream=publisher is not None)
         try:
             relay.run()
         finally:
@@ -217,7 +226,9 @@ def relay(ctx: click.Context) -> None:
 @click.pass_context
 def worker(ctx: click.Context) -> None:
     """Run jobs from the broker until SIGTERM (running jobs finish first)."""
-    _container(ctx).jobs.run_worker()
+    container = _container(ctx)
+    _started("worker", container)
+    container.jobs.run_worker()
 
 
 @main.command("scheduler")
@@ -225,6 +236,7 @@ def worker(ctx: click.Context) -> None:
 def scheduler(ctx: click.Context) -> None:
     """Send the scheduled jobs (holds, purges, re-drive) on time, until SIGTERM."""
     container = _container(ctx)
+    _started("scheduler", container)
     container.jobs.run_scheduler(container.timetable())
 
 

@@ -33,7 +33,9 @@ _EXPLAINED: list[tuple[Callable[[Exception], bool], Callable[[Exception], str]]]
     ),
     (
         lambda e: isinstance(e, ArgumentError),
-        lambda _: "BOOKWELL_DATABASE_URL is not a database URL (e.g. sqlite:///var/bookwell.db, postgresql://...)",
+        lambda _: (
+            "BOOKWELL_DATABASE_URL is not a database URL (e.g. sqlite:////srv/bookwell/bookwell.db, postgresql://...)"
+        ),
     ),
     (
         lambda e: isinstance(e, DBAPIError) and bool(_MISSING_TABLE.search(str(e.orig))),

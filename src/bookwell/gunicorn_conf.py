@@ -54,9 +54,13 @@ control_socket_disable = True  # one fixed socket path per user would clash betw
 
 
 def when_ready(server: Any) -> None:
-    """Say where the API and its reference are, once it listens."""
+    """Say where the API and its reference are, once it listens, and where its data is."""
+    from bookwell.platform.db import location
+
     for listener in server.LISTENERS:
-        structlog.get_logger("bookwell.api").info("api_ready", url=str(listener), reference=f"{listener}/docs")
+        structlog.get_logger("bookwell.api").info(
+            "api_ready", url=str(listener), reference=f"{listener}/docs", database=location(_settings.database_url)
+        )
 
 
 def post_worker_init(_worker: Any) -> None:

@@ -1,4 +1,5 @@
-"""Typed settings from `BOOKWELL_*` environment variables; refuses default secrets outside development."""
+"""Typed settings from `BOOKWELL_*` environment variables, a `.env` file and a secrets folder
+(pydantic-settings); refuses default secrets and unknown variables outside development."""
 
 from __future__ import annotations
 
@@ -7,14 +8,23 @@ import os
 import re
 import sys
 from collections.abc import Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel
-from pydantic import ConfigDict
+from dotenv import dotenv_values
 from pydantic import Field
 from pydantic import ValidationError
+from pydantic import field_validator
 from pydantic import model_validator
+from pydantic_settings import BaseSettings
+from pydantic_settings import EnvSettingsSource
+from pydantic_settings import PydanticBaseSettingsSource
+from pydantic_settings import SettingsConfigDict
+from pydantic_settings import SettingsError
+from pydantic_settings.sources.utils import parse_env_vars
 
 DEV_SECRET_KEY = "dev-only-secret-key-never-use-in-production"  # noqa: S105 - refused outside development
 RATE_LIMIT_POLICIES = ("reads", "writes", "availability", "organization", "auth_failures")
@@ -42,18 +52,57 @@ def check_rate_limit(quota: int, window_s: int) -> None:
         )
 
 
-class Settings(BaseModel):
-    """Everything the process reads from its environment, validated once at start-up."""
+def default_data_dir() -> Path:
+    """`var/` in the source checkout Bookwell runs from; installed as a package,
+    `$XDG_DATA_HOME/bookwell` (by default `~/.local/share/bookwell`)."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "src" / "bookwell").is_dir():
+        return checkout / "var"
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "bookwell"
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+
+ENV_FILE = ".env"  # in the folder a process starts in, as every tool that reads one does
+_GIVEN_VARIABLES: ContextVar[Mapping[str, str] | None] = ContextVar("bookwell_settings_variables", default=None)
+
+
+class _GivenVariables(EnvSettingsSource):
+    """The environment source reading a given mapping instead of `os.environ` (`from_env(environ)`)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], variables: Mapping[str, str]) -> None:
+        self._variables = variables
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self._variables, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+class Settings(BaseSettings):
+    """Everything the process reads from its environment, validated once at start-up.
+
+    Sources, strongest first: explicit overrides, `BOOKWELL_*` environment variables, the `.env`
+    file of the current folder, files in `BOOKWELL_SECRETS_DIR` named after the variable
+    (`BOOKWELL_SECRET_KEY`, as Docker and Kubernetes mount secrets), then the defaults.
+    """
+
+    # Unknown `BOOKWELL_*` names are found by `from_env`, which says which setting each probably meant.
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_prefix="BOOKWELL_")
 
     env: Literal["development", "test", "production"] = Field(
         default="development",
         description="Outside `development`, a default secret key and unknown settings are refused.",
     )
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="The embedded defaults' folder: the SQLite database and the job broker's files.",
+    )
+    secrets_dir: Path | None = Field(
+        default=None,
+        description="A folder of files named after settings (e.g. `BOOKWELL_SECRET_KEY`), each holding its value.",
+    )
     database_url: str = Field(
-        default="sqlite:///var/bookwell.db",
-        description="`sqlite:///PATH` (the embedded default, a file) or `postgresql://USER:PASSWORD@HOST:PORT/DB`.",
+        default="",
+        description="`sqlite:///PATH` (a file) or `postgresql://USER:PASSWORD@HOST:PORT/DB`; empty:"
+        " `sqlite:///DATA_DIR/bookwell.db`, the embedded default.",
     )
     secret_key: str = Field(
         default=DEV_SECRET_KEY,
@@ -82,9 +131,9 @@ class Settings(BaseModel):
     sqlite_busy_timeout_ms: int = Field(default=3000, ge=1, description="How long SQLite waits for its write lock.")
     readyz_timeout_s: float = Field(default=2.0, gt=0, description="How long `/readyz` waits for each dependency.")
     broker_url: str = Field(
-        default="filesystem://var/broker",
-        description="The job broker: `filesystem://FOLDER` (the embedded default, no server), `redis://...` or"
-        " `amqp://...` (RabbitMQ, quorum queues).",
+        default="",
+        description="The job broker: `filesystem://FOLDER` (no server), `redis://...` or `amqp://...` (RabbitMQ,"
+        " quorum queues); empty: `filesystem://DATA_DIR/broker`, the embedded default.",
     )
     job_queue: str = Field(
         default="bookwell",
@@ -169,6 +218,23 @@ class Settings(BaseModel):
         description="Proxies in front that append to `X-Forwarded-For` (0: the header is ignored).",
     )
 
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, folder: Path) -> Path:
+        return folder.expanduser().resolve()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _embedded_defaults(cls, data: Any) -> Any:
+        # Absolute, so a command run from another folder finds the same database and broker.
+        if not isinstance(data, dict):
+            return data
+        folder = Path(data.get("data_dir") or default_data_dir()).expanduser().resolve()
+        return data | {
+            "database_url": data.get("database_url") or f"sqlite:///{folder / 'bookwell.db'}",
+            "broker_url": data.get("broker_url") or f"filesystem://{folder / 'broker'}",
+        }
+
     @model_validator(mode="after")
     def _lease_outlasts_a_step(self) -> Settings:
         # A charge step's longest run: every attempt timing out, plus the retry pauses (capped at 2 s).
@@ -201,32 +267,60 @@ class Settings(BaseModel):
         return self
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Read `BOOKWELL_<FIELD>` variables (e.g. `BOOKWELL_DATABASE_URL`); explicit overrides win.
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        given = _GIVEN_VARIABLES.get()
+        if given is not None:
+            env_settings = _GivenVariables(settings_cls, given)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
-        A `BOOKWELL_*` variable that names no setting (a misspelling would otherwise be ignored in
-        silence) is refused outside development, with the setting it probably meant, and warned
-        about once on stderr in development; when another setting fails too, the refusal names both.
-        `BOOKWELL_TEST_*` and `BOOKWELL_BENCH_*` belong to the tests and benchmarks, and
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read the settings from their sources (`environ`, when given, replaces the process's
+        environment and its `.env`); explicit overrides win.
+
+        A `BOOKWELL_*` variable or secret file that names no setting (a misspelling would otherwise
+        be ignored in silence) is refused outside development, with the setting it probably meant,
+        and warned about once on stderr in development; when another setting fails too, the refusal
+        names both. `BOOKWELL_TEST_*` and `BOOKWELL_BENCH_*` belong to the tests and benchmarks, and
         `BOOKWELL_SERVICE_*` and `BOOKWELL_PORT*` are what Kubernetes and Docker links define for a
         service named `bookwell`.
         """
-        environ = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for name in cls.model_fields:
-            key = f"BOOKWELL_{name.upper()}"
-            if key in environ:
-                values[name] = environ[key]
-        values.update(overrides)
-        unknown = unknown_variables(environ)
+        if misnamed := sorted(set(overrides) - set(cls.model_fields)):
+            raise TypeError(f"not settings: {', '.join(misnamed)}")
+        variables = os.environ if environ is None else environ
+        env_file = Path(ENV_FILE) if environ is None and Path(ENV_FILE).is_file() else None
+        from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None} if env_file else {}
+        secrets_dir = variables.get("BOOKWELL_SECRETS_DIR") or from_file.get("BOOKWELL_SECRETS_DIR") or None
+        secret_files: dict[str, str] = {}
+        if secrets_dir is not None:
+            if not Path(secrets_dir).is_dir():
+                raise SettingsProblem(f"BOOKWELL_SECRETS_DIR: {secrets_dir} is not a folder")
+            secret_files = {path.name.upper(): "" for path in Path(secrets_dir).iterdir() if path.is_file()}
+        unknown = [
+            *unknown_variables(variables),
+            *unknown_variables(from_file, where=f" (in {ENV_FILE})"),
+            *unknown_variables(secret_files, where=f" (a file in {secrets_dir})"),
+        ]
+        token = _GIVEN_VARIABLES.set(environ)
         try:
-            settings = cls.model_validate(values)
+            settings = cls(_env_file=env_file, _secrets_dir=secrets_dir, **overrides)
         except ValidationError as error:
             if unknown:  # the misspelling is likely why a setting is missing or wrong: say both
-                raise UnknownSettings("; ".join([*unknown, _first_problem(error)])) from error
+                raise SettingsProblem("; ".join([*unknown, _first_problem(error)])) from error
             raise
+        except SettingsError as error:  # a source that cannot be read, e.g. an unparseable `.env`
+            raise SettingsProblem(str(error)) from error
+        finally:
+            _GIVEN_VARIABLES.reset(token)
         if unknown and settings.env != "development":
-            raise UnknownSettings("; ".join(unknown))
+            raise SettingsProblem("; ".join(unknown))
         for complaint in unknown:
             if complaint not in _WARNED:
                 _WARNED.add(complaint)
@@ -234,15 +328,17 @@ class Settings(BaseModel):
         return settings
 
 
-class UnknownSettings(ValueError):
-    """`BOOKWELL_*` variables that name no setting, outside development."""
+class SettingsProblem(ValueError):
+    """Settings that cannot be used as given, beyond what the model checks: `BOOKWELL_*` variables
+    that name no setting (outside development), a secrets folder that is not one, an unreadable
+    `.env`."""
 
 
 _WARNED: set[str] = set()
 _NOT_SETTINGS = ("BOOKWELL_TEST_", "BOOKWELL_BENCH_", "BOOKWELL_SERVICE_", "BOOKWELL_PORT")
 
 
-def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+def unknown_variables(environ: Mapping[str, str], where: str = "") -> list[str]:
     """One line per `BOOKWELL_*` variable that names no setting, with the closest one that does."""
     names = [name.upper() for name in Settings.model_fields]
     complaints = []
@@ -254,7 +350,9 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
         ):
             # Compared without the shared prefix, which would make every name look alike.
             close = difflib.get_close_matches(key.removeprefix("BOOKWELL_"), names, n=1, cutoff=0.75)
-            complaints.append(f"{key} is not a setting" + (f" (did you mean BOOKWELL_{close[0]}?)" if close else ""))
+            complaints.append(
+                f"{key}{where} is not a setting" + (f" (did you mean BOOKWELL_{close[0]}?)" if close else "")
+            )
     return complaints
 
 

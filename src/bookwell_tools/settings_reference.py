@@ -18,7 +18,10 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 HEADER = """# Configuration
 
 Every setting is a `BOOKWELL_*` environment variable, read and checked once at start-up
-(`src/bookwell/settings.py`). A `BOOKWELL_*` variable that names no setting is refused outside
+(`src/bookwell/settings.py`, on pydantic-settings). Where a variable is not set, the same line in
+a `.env` file in the folder the process starts in is used, then a file of that name in
+`BOOKWELL_SECRETS_DIR` (how Docker and Kubernetes mount secrets: the file holds the value), then
+the default. A `BOOKWELL_*` name that names no setting, in any of these places, is refused outside
 development (with the setting it probably meant) and warned about in development. Generated from
 the settings model by `make configuration-doc`; `tests/unit/test_configuration_doc.py` fails when
 this file and the model differ.
@@ -33,10 +36,14 @@ def _type(annotation: Any) -> str:
         return " \\| ".join(f"`{value}`" for value in typing.get_args(annotation))
     if isinstance(annotation, types.UnionType):
         return " or ".join(_type(part) for part in typing.get_args(annotation))
+    if annotation is Path:
+        return "path"
     return "none" if annotation is type(None) else annotation.__name__
 
 
 def _default(field: FieldInfo) -> str:
+    if field.default_factory is not None:  # computed where the process runs: its docstring says how
+        return " ".join((field.default_factory.__doc__ or "computed").split())
     if field.default is None:
         return "unset"
     if field.default == "":

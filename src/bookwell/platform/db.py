@@ -110,6 +110,11 @@ class Database:
         """`sqlite` or `postgresql`."""
         return self.engine.dialect.name
 
+    @property
+    def location(self) -> str:
+        """Where the data is (see `location`)."""
+        return location(self.settings.database_url)
+
     def ping(self) -> bool:
         """Whether the database answers `SELECT 1` within the readiness timeout."""
         future = self._ping_pool.submit(self._select_one)
@@ -145,6 +150,15 @@ class Database:
         """Close every pooled connection."""
         self._ping_pool.shutdown(wait=False, cancel_futures=True)
         self.engine.dispose()
+
+
+def location(database_url: str) -> str:
+    """Where a database URL's data is, for start-up lines: a SQLite file's absolute path, or the URL
+    without its password."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return str(Path(url.database).resolve()) if url.database else ":memory:"
+    return url.render_as_string(hide_password=True)
 
 
 class UnsupportedDatabase(ValueError):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -18,7 +20,7 @@ from bookwell.platform.kernel.context import current
 from bookwell.platform.kernel.ids import new_id
 from bookwell.platform.kernel.principal import Principal
 from bookwell.settings import Settings
-from bookwell.settings import UnknownSettings
+from bookwell.settings import SettingsProblem
 
 
 def test_ids_carry_their_type_and_sort_by_creation_time() -> None:
@@ -67,7 +69,7 @@ def test_a_caller_is_recorded_only_inside_a_bound_request_context() -> None:
 def test_a_misspelt_setting_is_refused_outside_development_with_what_it_meant() -> None:
     environ = {"BOOKWELL_ENV": "test", "BOOKWELL_SECRET_KEY": "k" * 40, "BOOKWELL_DATABSE_URL": "sqlite:///x.db"}
     with pytest.raises(
-        UnknownSettings, match=r"BOOKWELL_DATABSE_URL is not a setting \(did you mean BOOKWELL_DATABASE_URL\?\)"
+        SettingsProblem, match=r"BOOKWELL_DATABSE_URL is not a setting \(did you mean BOOKWELL_DATABASE_URL\?\)"
     ):
         Settings.from_env(environ)
     fixed = {key: value for key, value in environ.items() if key != "BOOKWELL_DATABSE_URL"}
@@ -78,7 +80,7 @@ def test_a_misspelt_setting_is_refused_outside_development_with_what_it_meant() 
 
 def test_a_misspelling_is_named_when_it_also_breaks_another_setting() -> None:
     environ = {"BOOKWELL_ENV": "production", "BOOKWELL_SECRT_KEY": "k" * 40}
-    with pytest.raises(UnknownSettings) as refused:
+    with pytest.raises(SettingsProblem) as refused:
         Settings.from_env(environ)
     assert "BOOKWELL_SECRT_KEY is not a setting (did you mean BOOKWELL_SECRET_KEY?)" in str(refused.value)
     assert "BOOKWELL_SECRET_KEY must be a random value" in str(refused.value)
@@ -93,3 +95,61 @@ def test_in_development_a_misspelt_setting_is_a_warning_once(
     Settings.from_env(environ)
     warned = capsys.readouterr().err.splitlines()
     assert warned == ["bookwell: warning: BOOKWELL_LOG_LEVL is not a setting (did you mean BOOKWELL_LOG_LEVEL?)"]
+
+
+def _without_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process's own `BOOKWELL_*` settings out of the way, for tests that read the real sources."""
+    for key in os.environ:
+        if key.startswith("BOOKWELL_") and not key.startswith("BOOKWELL_TEST_"):
+            monkeypatch.delenv(key)
+
+
+def test_the_embedded_defaults_are_absolute_whatever_folder_a_command_starts_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _without_settings(monkeypatch)
+    checkout_var = Path(__file__).resolve().parents[3] / "var"
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env()
+    assert settings.data_dir == checkout_var
+    assert settings.database_url == f"sqlite:///{checkout_var / 'bookwell.db'}"
+    assert settings.broker_url == f"filesystem://{checkout_var / 'broker'}"
+    moved = Settings.from_env({"BOOKWELL_DATA_DIR": "data"})
+    assert moved.database_url == f"sqlite:///{tmp_path / 'data' / 'bookwell.db'}"
+    assert Settings.from_env({"BOOKWELL_DATABASE_URL": "postgresql://db/x"}).broker_url.startswith("filesystem:///")
+
+
+def test_a_dotenv_file_in_the_current_folder_fills_what_the_environment_does_not_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _without_settings(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("BOOKWELL_LOG_LEVEL=DEBUG\nBOOKWELL_WEB_WORKERS=3\n", encoding="utf-8")
+    monkeypatch.setenv("BOOKWELL_WEB_WORKERS", "5")
+    settings = Settings.from_env()
+    assert (settings.log_level, settings.web_workers) == ("DEBUG", 5), "the environment wins over .env"
+    assert Settings.from_env({}).log_level == "INFO", "a given environment replaces .env too"
+    (tmp_path / ".env").write_text("BOOKWELL_ENV=production\nBOOKWELL_LOG_LEVL=DEBUG\n", encoding="utf-8")
+    monkeypatch.setenv("BOOKWELL_SECRET_KEY", "k" * 40)
+    with pytest.raises(SettingsProblem, match=r"BOOKWELL_LOG_LEVL \(in \.env\) is not a setting \(did you mean"):
+        Settings.from_env()
+
+
+def test_secrets_come_from_files_named_after_the_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _without_settings(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "BOOKWELL_SECRET_KEY").write_text("s" * 40 + "\n", encoding="utf-8")  # as `echo` writes it
+    environ = {"BOOKWELL_ENV": "production", "BOOKWELL_SECRETS_DIR": str(secrets)}
+    assert Settings.from_env(environ).secret_key == "s" * 40
+    (secrets / "bookwell_secret_kee").write_text("x", encoding="utf-8")
+    with pytest.raises(SettingsProblem, match=r"BOOKWELL_SECRET_KEE \(a file in .*\) is not a setting"):
+        Settings.from_env(environ)
+    with pytest.raises(SettingsProblem, match=r"BOOKWELL_SECRETS_DIR: .* is not a folder"):
+        Settings.from_env({"BOOKWELL_SECRETS_DIR": str(tmp_path / "missing")})
+
+
+def test_an_override_that_names_no_setting_is_refused() -> None:
+    with pytest.raises(TypeError, match="not settings: databse_url"):
+        Settings.from_env({}, databse_url="sqlite://")

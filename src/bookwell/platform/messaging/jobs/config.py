@@ -41,7 +41,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     if scheme == "filesystem":
         # The embedded broker (`embedded_broker`): kombu's filesystem transport made safe under
         # concurrent writers; the host is ignored, naming it avoids a warning.
-        folder = Path(settings.broker_url.removeprefix("filesystem://") or "var/broker")
+        folder = Path(settings.broker_url.removeprefix("filesystem://") or settings.data_dir / "broker")
         config["broker_url"] = f"{embedded_broker.SCHEME}://localhost//"
         config["broker_transport_options"] = embedded_broker.transport_options(folder)
     elif scheme in {"amqp", "pyamqp"}:
