@@ -9,6 +9,7 @@ the skip into a failure.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import Iterator
@@ -31,12 +32,22 @@ POSTGRES_ADMIN_URL = os.environ.get("BOOKWELL_TEST_POSTGRES_URL", "postgresql://
 REDIS_URL = os.environ.get("BOOKWELL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 RABBITMQ_URL = os.environ.get("BOOKWELL_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 NATS_URL = os.environ.get("BOOKWELL_TEST_NATS_URL", "nats://127.0.0.1:4222")
-SERVICES = {"postgresql": POSTGRES_ADMIN_URL, "redis": REDIS_URL, "rabbitmq": RABBITMQ_URL, "nats": NATS_URL}
+CHROMEDRIVER = os.environ.get("BOOKWELL_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")  # Debian's chromium-driver
+SERVICES = {
+    "postgresql": POSTGRES_ADMIN_URL,
+    "redis": REDIS_URL,
+    "rabbitmq": RABBITMQ_URL,
+    "nats": NATS_URL,
+    "chromium": CHROMEDRIVER,  # a headless browser for the reference page, not a server
+}
 REQUIRE_SERVICES = os.environ.get("BOOKWELL_TEST_REQUIRE_SERVICES") == "1"
 
 
 def _probe(name: str, url: str) -> str | None:
     """None when the service answers at `url`, else why not."""
+    if name == "chromium":
+        found = os.access(url, os.X_OK) and shutil.which("chromium") is not None
+        return None if found else "no chromium with chromedriver (apt-get install chromium chromium-driver)"
     try:
         if name == "postgresql":
             with psycopg.connect(url, connect_timeout=2):
@@ -63,6 +74,8 @@ def require_service(*names: str) -> None:
 
 
 def _shown(url: str) -> str:
+    if "://" not in url:  # a program's path
+        return url
     if url.startswith("postgresql"):
         return make_url(url).render_as_string(hide_password=True)
     return urlsplit(url).netloc.split("@")[-1]
@@ -76,9 +89,9 @@ def pytest_report_header() -> list[str]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    for name in _UNAVAILABLE:
+    for name, why in _UNAVAILABLE.items():
         terminalreporter.write_line(
-            f"{name} tests were SKIPPED: nothing answered at {_shown(SERVICES[name])}.", yellow=True, bold=True
+            f"{name} tests were SKIPPED: {why} ({_shown(SERVICES[name])}).", yellow=True, bold=True
         )
 
 

@@ -11,19 +11,25 @@ from bookwell.contract.types import Instant
 
 class Error(BaseModel):
     pointer: str = Field(
-        ..., description="JSON Pointer into the request: the body, or `/query/<name>` for a query parameter."
+        ...,
+        description="JSON Pointer into the request: the body, or `/query/<name>` for a query parameter.",
+        examples=["/start"],
     )
-    detail: str
+    detail: str = Field(..., examples=["must fall on a slot boundary (every 60 minutes from opening)"])
 
 
 class Problem(BaseModel):
-    type: AnyUrl = Field(..., description="A URI under https://bookwell.dev/problems/")
-    title: str
-    status: conint(ge=400, le=599)
-    detail: str | None = None
-    instance: str | None = None
-    code: constr(pattern=r"^[a-z][a-z0-9_]*$")
-    request_id: str
+    type: AnyUrl = Field(
+        ...,
+        description="A URI under https://bookwell.dev/problems/",
+        examples=["https://bookwell.dev/problems/slot-unavailable"],
+    )
+    title: str = Field(..., examples=["Slot unavailable"])
+    status: conint(ge=400, le=599) = Field(..., examples=[409])
+    detail: str | None = Field(None, examples=["The slot 2027-06-07T10:00:00Z to 11:00:00Z has no capacity left."])
+    instance: str | None = Field(None, examples=["/v1/bookings"])
+    code: constr(pattern=r"^[a-z][a-z0-9_]*$") = Field(..., examples=["slot_unavailable"])
+    request_id: str = Field(..., examples=["3f2b8c1e9d7a4e56b0c4a1d2e3f40516"])
     errors: list[Error] | None = None
 
 
@@ -33,28 +39,28 @@ class Status(StrEnum):
 
 class Health(BaseModel):
     status: Status
-    checks: dict[str, str] | None = None
+    checks: dict[str, str] | None = Field(None, examples=[{"database": "ok"}])
 
 
 class Timestamp(RootModel[AwareDatetime]):
-    root: AwareDatetime = Field(..., description="RFC 3339, UTC, `Z` suffix.")
+    root: AwareDatetime = Field(..., description="RFC 3339, UTC, `Z` suffix.", examples=["2026-11-30T09:15:00Z"])
 
 
 class OrganizationId(RootModel[constr(pattern=r"^org_[0-9A-Z]{26}$", max_length=30)]):
-    root: constr(pattern=r"^org_[0-9A-Z]{26}$", max_length=30)
+    root: constr(pattern=r"^org_[0-9A-Z]{26}$", max_length=30) = Field(..., examples=["org_01KBA0PHH0C9AMJ2TTDTB5NV62"])
 
 
 class ApiKeyId(RootModel[constr(pattern=r"^key_[0-9A-Z]{26}$", max_length=30)]):
-    root: constr(pattern=r"^key_[0-9A-Z]{26}$", max_length=30)
+    root: constr(pattern=r"^key_[0-9A-Z]{26}$", max_length=30) = Field(..., examples=["key_01KBA0PHH0M7S6A86G90VJ7ZP2"])
 
 
 class ResourceId(RootModel[constr(pattern=r"^res_[0-9A-Z]{26}$", max_length=30)]):
-    root: constr(pattern=r"^res_[0-9A-Z]{26}$", max_length=30)
+    root: constr(pattern=r"^res_[0-9A-Z]{26}$", max_length=30) = Field(..., examples=["res_01KBA0PHH03BZ3K7TXSQJ6YE2Y"])
 
 
 class Organization(BaseModel):
     id: OrganizationId
-    name: str
+    name: str = Field(..., examples=["Acme Sports"])
     created_at: Timestamp
 
 
@@ -74,15 +80,19 @@ class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    name: constr(min_length=1, max_length=100)
+    name: constr(min_length=1, max_length=100) = Field(..., examples=["Booking widget"])
     scopes: list[Scope] = Field(..., max_length=9, min_length=1)
 
 
 class ApiKey(BaseModel):
     id: ApiKeyId
-    name: str
+    name: str = Field(..., examples=["Booking widget"])
     scopes: list[Scope]
-    prefix: str = Field(..., description="The key's public lookup part, to recognise it by (`bw_<prefix>_...`).")
+    prefix: str = Field(
+        ...,
+        description="The key's public lookup part, to recognise it by (`bw_<prefix>_...`).",
+        examples=["0123456789abcdef"],
+    )
     created_at: Timestamp
     last_used_at: Timestamp | None
     revoked_at: Timestamp | None
@@ -92,35 +102,38 @@ class ApiKeyWithSecret(ApiKey):
     secret: str | None = Field(
         ...,
         description="The whole bearer token, shown once, in the first answer; null in an idempotent replay of it (the secret is never stored, not even for replays).",
+        examples=["bw_0123456789abcdef_EXAMPLE-only-never-a-real-key_EXAMPLE-only-"],
     )
 
 
 class ApiKeyList(BaseModel):
     data: list[ApiKey]
     has_more: bool
-    next_cursor: str | None
+    next_cursor: str | None = Field(..., examples=["eyJrIjpbIjIwMjYtMTEtMzBUMDk6MTU6MDBaIl19.3q2-7w"])
 
 
 class Money(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    amount: conint(ge=0, le=100000000) = Field(..., description="Minor units (cents).")
-    currency: constr(pattern=r"^[A-Z]{3}$") = Field(..., description="ISO 4217 code.")
+    amount: conint(ge=0, le=100000000) = Field(..., description="Minor units (cents).", examples=[2500])
+    currency: constr(pattern=r"^[A-Z]{3}$") = Field(..., description="ISO 4217 code.", examples=["EUR"])
 
 
 class TimeOfDay(RootModel[constr(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")]):
     root: constr(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$") = Field(
-        ..., description="Local wall-clock time `HH:MM`; `24:00` may end an interval and means midnight."
+        ...,
+        description="Local wall-clock time `HH:MM`; `24:00` may end an interval and means midnight.",
+        examples=["08:00"],
     )
 
 
 class Interval(RootModel[list[TimeOfDay]]):
-    root: list[TimeOfDay] = Field(..., max_length=2, min_length=2)
+    root: list[TimeOfDay] = Field(..., examples=[["08:00", "20:00"]], max_length=2, min_length=2)
 
 
 class DayHours(RootModel[list[Interval]]):
-    root: list[Interval] = Field(..., max_length=24)
+    root: list[Interval] = Field(..., examples=[[["08:00", "20:00"]]], max_length=24)
 
 
 class OpeningHours(BaseModel):
@@ -140,35 +153,37 @@ class CancellationPolicy(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    refund_until_hours_before: conint(ge=0, le=8760)
+    refund_until_hours_before: conint(ge=0, le=8760) = Field(..., examples=[24])
 
 
 class ResourceName(RootModel[constr(min_length=1, max_length=200)]):
-    root: constr(min_length=1, max_length=200)
+    root: constr(min_length=1, max_length=200) = Field(..., examples=["Court 1"])
 
 
 class ResourceDescription(RootModel[constr(max_length=2000)]):
-    root: constr(max_length=2000)
+    root: constr(max_length=2000) = Field(..., examples=["Outdoor clay court with floodlights."])
 
 
 class Timezone(RootModel[constr(min_length=1, max_length=64)]):
-    root: constr(min_length=1, max_length=64) = Field(..., description="IANA time zone, e.g. `Europe/Berlin`.")
+    root: constr(min_length=1, max_length=64) = Field(
+        ..., description="IANA time zone, e.g. `Europe/Berlin`.", examples=["Europe/Berlin"]
+    )
 
 
 class Capacity(RootModel[conint(ge=1, le=1000)]):
-    root: conint(ge=1, le=1000) = Field(..., description="Bookings that may overlap.")
+    root: conint(ge=1, le=1000) = Field(..., description="Bookings that may overlap.", examples=[1])
 
 
 class SlotMinutes(RootModel[conint(ge=5, le=1440)]):
-    root: conint(ge=5, le=1440) = Field(..., description="Slot length; must divide a day (1440) evenly.")
+    root: conint(ge=5, le=1440) = Field(..., description="Slot length; must divide a day (1440) evenly.", examples=[60])
 
 
 class SlotCount(RootModel[conint(ge=1, le=288)]):
-    root: conint(ge=1, le=288)
+    root: conint(ge=1, le=288) = Field(..., examples=[2])
 
 
 class HoldMinutes(RootModel[conint(ge=1, le=60)]):
-    root: conint(ge=1, le=60)
+    root: conint(ge=1, le=60) = Field(..., examples=[10])
 
 
 class ResourceCreate(BaseModel):
@@ -209,16 +224,16 @@ class ResourceUpdate(BaseModel):
 
 class Resource(BaseModel):
     id: ResourceId
-    name: str
-    description: str | None
-    timezone: str
-    capacity: int
-    slot_minutes: int
-    min_slots: int
-    max_slots: int
+    name: str = Field(..., examples=["Court 1"])
+    description: str | None = Field(..., examples=["Outdoor clay court with floodlights."])
+    timezone: str = Field(..., examples=["Europe/Berlin"])
+    capacity: int = Field(..., examples=[1])
+    slot_minutes: int = Field(..., examples=[60])
+    min_slots: int = Field(..., examples=[1])
+    max_slots: int = Field(..., examples=[2])
     opening_hours: OpeningHours
     price_per_slot: Money
-    hold_minutes: int
+    hold_minutes: int = Field(..., examples=[10])
     cancellation: CancellationPolicy
     active: bool
     created_at: Timestamp
@@ -226,15 +241,17 @@ class Resource(BaseModel):
 
 
 class IdempotencyKeyValue(RootModel[constr(pattern=r"^[\x20-\x7E]+$", min_length=1, max_length=255)]):
-    root: constr(pattern=r"^[\x20-\x7E]+$", min_length=1, max_length=255)
+    root: constr(pattern=r"^[\x20-\x7E]+$", min_length=1, max_length=255) = Field(
+        ..., examples=["7c9e6679-7425-40de-944b-e07fc1f90ae7"]
+    )
 
 
 class BookingId(RootModel[constr(pattern=r"^bkg_[0-9A-Z]{26}$", max_length=30)]):
-    root: constr(pattern=r"^bkg_[0-9A-Z]{26}$", max_length=30)
+    root: constr(pattern=r"^bkg_[0-9A-Z]{26}$", max_length=30) = Field(..., examples=["bkg_01KBA0PHH0T7VGM8NQ3PQNM9RR"])
 
 
 class PaymentId(RootModel[constr(pattern=r"^pay_[0-9A-Z]{26}$", max_length=30)]):
-    root: constr(pattern=r"^pay_[0-9A-Z]{26}$", max_length=30)
+    root: constr(pattern=r"^pay_[0-9A-Z]{26}$", max_length=30) = Field(..., examples=["pay_01KBA0PHH0744PZGSR1HSGJ5ZM"])
 
 
 class RefundCreate(BaseModel):
@@ -254,13 +271,13 @@ class Status1(StrEnum):
 
 
 class Refund(BaseModel):
-    id: str
+    id: str = Field(..., examples=["rfd_01KBA0PHH0YWE5P57KEC6CMHBP"])
     payment_id: PaymentId
     amount: Money
     status: Status1
-    reason: str
-    provider_reference: str | None
-    failure_code: str | None
+    reason: str = Field(..., examples=["requested"])
+    provider_reference: str | None = Field(..., examples=["re_3QfK2xLkd8Q1"])
+    failure_code: str | None = Field(..., examples=["insufficient_funds"])
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -271,10 +288,12 @@ class Status2(StrEnum):
 
 
 class SagaState(BaseModel):
-    step: str = Field(..., description="The current (or last) step: charge, compensate.")
+    step: str = Field(..., description="The current (or last) step: charge, compensate.", examples=["charge"])
     status: Status2
-    outcome: str | None = Field(..., description="How it ended: confirmed, failed, refunded, void.")
-    attempts: int = Field(..., description="Unanswered tries of the current step.")
+    outcome: str | None = Field(
+        ..., description="How it ended: confirmed, failed, refunded, void.", examples=["confirmed"]
+    )
+    attempts: int = Field(..., description="Unanswered tries of the current step.", examples=[0])
     next_attempt_at: Timestamp | None
 
 
@@ -291,9 +310,9 @@ class Payment(BaseModel):
     booking_id: BookingId
     amount: Money
     status: Status3
-    provider: str
-    provider_reference: str | None
-    failure_code: str | None
+    provider: str = Field(..., examples=["fake"])
+    provider_reference: str | None = Field(..., examples=["ch_3QfK2xLkd8Q1"])
+    failure_code: str | None = Field(..., examples=["card_declined"])
     refunded_amount: Money = Field(
         ..., description="What the refunds that succeeded gave back, in the payment's currency."
     )
@@ -306,17 +325,18 @@ class Payment(BaseModel):
 class PaymentList(BaseModel):
     data: list[Payment]
     has_more: bool
-    next_cursor: str | None
+    next_cursor: str | None = Field(..., examples=["eyJrIjpbIjIwMjYtMTEtMzBUMDk6MTU6MDBaIl19.3q2-7w"])
 
 
 class EventId(RootModel[constr(pattern=r"^evt_[0-9A-Z]{26}$", max_length=30)]):
-    root: constr(pattern=r"^evt_[0-9A-Z]{26}$", max_length=30)
+    root: constr(pattern=r"^evt_[0-9A-Z]{26}$", max_length=30) = Field(..., examples=["evt_01KBA0PHH0XHKXVZ4G5CYF0QRJ"])
 
 
 class Email(RootModel[constr(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]):
     root: constr(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254) = Field(
         ...,
         description="An email address, checked as one (no control, zero-width or other unsafe characters, no quoted local part, a valid internationalized domain; 422 otherwise) and kept in its normal form: Unicode NFC, the domain decoded from IDNA and lowercased; the local part as given. A `customer_email` filter matches with the local part casefolded (`ÄDA@xn--bcher-kva.example` finds `äda@bücher.example`).",
+        examples=["ada@example.com"],
     )
 
 
@@ -330,7 +350,10 @@ class BookingStatus(StrEnum):
 
 class Metadata(RootModel[dict[constr(min_length=1, max_length=40), constr(max_length=500)]]):
     root: dict[constr(min_length=1, max_length=40), constr(max_length=500)] = Field(
-        ..., description="Up to 20 keys of up to 40 characters; string values of up to 500 characters.", max_length=20
+        ...,
+        description="Up to 20 keys of up to 40 characters; string values of up to 500 characters.",
+        examples=[{"source": "web", "court_booking_ref": "A-1042"}],
+        max_length=20,
     )
 
 
@@ -338,7 +361,7 @@ class Customer(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    name: constr(min_length=1, max_length=200)
+    name: constr(min_length=1, max_length=200) = Field(..., examples=["Ada Lovelace"])
     email: Email
 
 
@@ -349,6 +372,7 @@ class PaymentInput(BaseModel):
     token: constr(min_length=1, max_length=255) = Field(
         ...,
         description="A payment method token of the provider (test tokens: `tok_ok`, `tok_decline`, `tok_flaky`, `tok_slow`).",
+        examples=["tok_ok"],
     )
 
 
@@ -360,7 +384,9 @@ class BookingCreate(BaseModel):
     start: Instant = Field(..., description="A slot boundary inside opening hours, in the future.")
     end: Instant
     customer: Customer
-    quantity: conint(ge=1, le=1000) | None = Field(None, description="Units of capacity taken; default 1.")
+    quantity: conint(ge=1, le=1000) | None = Field(
+        None, description="Units of capacity taken; default 1.", examples=[1]
+    )
     payment: PaymentInput | None = None
     metadata: Metadata | None = None
 
@@ -369,12 +395,12 @@ class BookingCancel(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
     )
-    reason: constr(max_length=500) | None = None
+    reason: constr(max_length=500) | None = Field(None, examples=["The customer moved the lesson to next week."])
 
 
 class Customer1(BaseModel):
-    name: str
-    email: str
+    name: str = Field(..., examples=["Ada Lovelace"])
+    email: str = Field(..., examples=["ada@example.com"])
 
 
 class Booking(BaseModel):
@@ -382,13 +408,13 @@ class Booking(BaseModel):
     resource_id: ResourceId
     start: Timestamp
     end: Timestamp
-    quantity: int
+    quantity: int = Field(..., examples=[1])
     customer: Customer1
     status: BookingStatus
     hold_expires_at: Timestamp | None
     price: Money
-    metadata: dict[str, str]
-    cancellation_reason: str | None
+    metadata: dict[str, str] = Field(..., examples=[{"source": "web", "court_booking_ref": "A-1042"}])
+    cancellation_reason: str | None = Field(..., examples=["The customer moved the lesson to next week."])
     created_at: Timestamp
     updated_at: Timestamp
     saga: SagaState | None = Field(
@@ -400,13 +426,13 @@ class Booking(BaseModel):
 class BookingList(BaseModel):
     data: list[Booking]
     has_more: bool
-    next_cursor: str | None
+    next_cursor: str | None = Field(..., examples=["eyJrIjpbIjIwMjYtMTEtMzBUMDk6MTU6MDBaIl19.3q2-7w"])
 
 
 class Slot(BaseModel):
     start: Timestamp
     end: Timestamp
-    remaining: conint(ge=0)
+    remaining: conint(ge=0) = Field(..., examples=[1])
 
 
 class Availability(BaseModel):
@@ -431,7 +457,7 @@ class EventType(StrEnum):
 
 
 class Data(BaseModel):
-    object: dict[str, Any]
+    object: dict[str, Any] = Field(..., examples=[{"id": "bkg_01KBA0PHH0T7VGM8NQ3PQNM9RR", "status": "confirmed"}])
 
 
 class Event(BaseModel):
@@ -444,23 +470,27 @@ class Event(BaseModel):
 class EventList(BaseModel):
     data: list[Event]
     has_more: bool
-    next_cursor: str | None
+    next_cursor: str | None = Field(..., examples=["eyJrIjpbIjIwMjYtMTEtMzBUMDk6MTU6MDBaIl19.3q2-7w"])
 
 
 class ResourceList(BaseModel):
     data: list[Resource]
     has_more: bool
-    next_cursor: str | None
+    next_cursor: str | None = Field(..., examples=["eyJrIjpbIjIwMjYtMTEtMzBUMDk6MTU6MDBaIl19.3q2-7w"])
 
 
 class ListApiKeysParametersQuery(BaseModel):
     limit: conint(ge=1, le=100) | None = 20
-    cursor: constr(min_length=1, max_length=512) | None = None
+    cursor: constr(min_length=1, max_length=512) | None = Field(
+        None, examples=["eyJrIjpbIjIwMjYtMTEtMzBUMDk6MTU6MDBaIl19.3q2-7w"]
+    )
 
 
 class ListResourcesParametersQuery(BaseModel):
     limit: conint(ge=1, le=100) | None = 20
-    cursor: constr(min_length=1, max_length=512) | None = None
+    cursor: constr(min_length=1, max_length=512) | None = Field(
+        None, examples=["eyJrIjpbIjIwMjYtMTEtMzBUMDk6MTU6MDBaIl19.3q2-7w"]
+    )
     active: bool | None = None
 
 
@@ -471,7 +501,9 @@ class GetAvailabilityParametersQuery(BaseModel):
 
 class ListBookingsParametersQuery(BaseModel):
     limit: conint(ge=1, le=100) | None = 20
-    cursor: constr(min_length=1, max_length=512) | None = None
+    cursor: constr(min_length=1, max_length=512) | None = Field(
+        None, examples=["eyJrIjpbIjIwMjYtMTEtMzBUMDk6MTU6MDBaIl19.3q2-7w"]
+    )
     resource_id: ResourceId | None = None
     status: BookingStatus | None = None
     customer_email: Email | None = None
@@ -481,13 +513,17 @@ class ListBookingsParametersQuery(BaseModel):
 
 class ListPaymentsParametersQuery(BaseModel):
     limit: conint(ge=1, le=100) | None = 20
-    cursor: constr(min_length=1, max_length=512) | None = None
+    cursor: constr(min_length=1, max_length=512) | None = Field(
+        None, examples=["eyJrIjpbIjIwMjYtMTEtMzBUMDk6MTU6MDBaIl19.3q2-7w"]
+    )
     booking_id: BookingId | None = None
 
 
 class ListEventsParametersQuery(BaseModel):
     limit: conint(ge=1, le=100) | None = 20
-    cursor: constr(min_length=1, max_length=512) | None = None
+    cursor: constr(min_length=1, max_length=512) | None = Field(
+        None, examples=["eyJrIjpbIjIwMjYtMTEtMzBUMDk6MTU6MDBaIl19.3q2-7w"]
+    )
     type: EventType | None = None
 
 
