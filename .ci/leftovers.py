@@ -1,10 +1,11 @@
 """What the tests and the smoke run leave on the shared servers: `snapshot FILE` before, `check FILE`
-after. Every Redis key, RabbitMQ queue and exchange, and NATS stream that is there after but was
-not before is a leftover, and fails the check (issue 15: the tests remove what they create).
+after. A Redis key, RabbitMQ queue or exchange, or NATS stream that is there after but was not
+before, and carries a name the tests or the smoke run give what they make (`MARKERS`), is a
+leftover and fails the check (issue 15: the tests remove what they create).
 
-One exception, by name: Celery's delayed-delivery topology on RabbitMQ (`celery_delayed_*`), the
-broker-wide exchanges and queues every Celery worker on quorum queues declares and shares with
-every other Celery app of the vhost; removing it would break them."""
+Only those names: the servers are shared, and Celery itself declares objects of fixed names that
+every Celery app on the server shares and re-creates after a broker restart (`celery.pidbox`,
+`celeryev`, the `celery_delayed_*` topology of delayed delivery); those are not the tests' to remove."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ import redis
 
 REDIS_URL = os.environ.get("BOOKWELL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 NATS_URL = os.environ.get("BOOKWELL_TEST_NATS_URL", "nats://127.0.0.1:4222")
-SHARED = ("celery_delayed_",)  # names of what is shared, not made by the tests
+# The tests' queues, streams and subjects (tests/support/backbone.py), databases, the smoke run's
+# queues, and rate-limit counters in Redis (which the tests delete rather than leave to expire).
+MARKERS = ("bookwell-test", "BOOKWELL_TEST", "bookwell_test", "bookwell-smoke", "bookwell:ratelimit")
 
 
 def _rabbitmq(kind: str) -> list[str]:
@@ -53,7 +56,7 @@ def main() -> None:
         file.write_text(json.dumps(inventory()), encoding="utf-8")
         return
     before = set(json.loads(file.read_text(encoding="utf-8")))
-    left = [item for item in inventory() if item not in before and not item.split(" ", 1)[1].startswith(SHARED)]
+    left = [item for item in inventory() if item not in before and any(marker in item for marker in MARKERS)]
     if left:
         raise SystemExit("leftovers: the tests left these on the shared servers:\n  " + "\n  ".join(left))
     print("leftovers: none (Redis, RabbitMQ and NATS hold nothing the tests made)")

@@ -81,6 +81,14 @@ def _shown(url: str) -> str:
     return urlsplit(url).netloc.split("@")[-1]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to run beside a `.env` in the repository's folder: the processes the tests start there
+    would read it, and it would fill the settings each test leaves unset on purpose."""
+    dotenv = Path(__file__).resolve().parents[1] / ".env"
+    if dotenv.exists():
+        raise pytest.UsageError(f"{dotenv} would change the settings of the processes the tests start; move it away")
+
+
 def pytest_report_header() -> list[str]:
     return [
         f"{name} tests: " + (f"SKIPPED ({_UNAVAILABLE[name]})" if name in _UNAVAILABLE else "ON") + f" ({_shown(url)})"

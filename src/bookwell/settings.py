@@ -61,12 +61,18 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "bookwell"
 
 
+def _absolute_folder(folder: str | Path) -> Path:
+    return Path(folder).expanduser().resolve()
+
+
 ENV_FILE = ".env"  # in the folder a process starts in, as every tool that reads one does
-_GIVEN_VARIABLES: ContextVar[Mapping[str, str] | None] = ContextVar("bookwell_settings_variables", default=None)
+# The variables `from_env` reads, while it builds the settings; unset, `Settings(...)` built in code
+# (tests, benchmarks) holds what it is given and the defaults, whatever the environment says.
+_VARIABLES: ContextVar[Mapping[str, str] | None] = ContextVar("bookwell_settings_variables", default=None)
 
 
 class _GivenVariables(EnvSettingsSource):
-    """The environment source reading a given mapping instead of `os.environ` (`from_env(environ)`)."""
+    """The environment source reading the mapping `from_env` was given (or `os.environ`)."""
 
     def __init__(self, settings_cls: type[BaseSettings], variables: Mapping[str, str]) -> None:
         self._variables = variables
@@ -79,13 +85,19 @@ class _GivenVariables(EnvSettingsSource):
 class Settings(BaseSettings):
     """Everything the process reads from its environment, validated once at start-up.
 
-    Sources, strongest first: explicit overrides, `BOOKWELL_*` environment variables, the `.env`
-    file of the current folder, files in `BOOKWELL_SECRETS_DIR` named after the variable
-    (`BOOKWELL_SECRET_KEY`, as Docker and Kubernetes mount secrets), then the defaults.
+    Read by `from_env`, from these sources, strongest first: explicit overrides, `BOOKWELL_*`
+    environment variables, files in `BOOKWELL_SECRETS_DIR` named after the variable
+    (`BOOKWELL_SECRET_KEY`, as Docker and Kubernetes mount secrets), the `.env` file of the current
+    folder, then the defaults. Built directly, `Settings(...)` takes only what it is given and the defaults.
     """
 
-    # Unknown `BOOKWELL_*` names are found by `from_env`, which says which setting each probably meant.
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", env_prefix="BOOKWELL_")
+    # Unknown `BOOKWELL_*` names in the sources are found by `from_env`, which says which setting each
+    # probably meant; an unknown name given in code is refused by `_only_settings`. An empty variable
+    # counts as unset (`BOOKWELL_DATABASE_URL=` from an unset compose variable must not hide the
+    # secret file's value).
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", env_prefix="BOOKWELL_", env_ignore_empty=True, env_file_encoding="utf-8"
+    )
 
     env: Literal["development", "test", "production"] = Field(
         default="development",
@@ -221,7 +233,7 @@ class Settings(BaseSettings):
     @field_validator("data_dir")
     @classmethod
     def _absolute(cls, folder: Path) -> Path:
-        return folder.expanduser().resolve()
+        return _absolute_folder(folder)
 
     @model_validator(mode="before")
     @classmethod
@@ -229,7 +241,9 @@ class Settings(BaseSettings):
         # Absolute, so a command run from another folder finds the same database and broker.
         if not isinstance(data, dict):
             return data
-        folder = Path(data.get("data_dir") or default_data_dir()).expanduser().resolve()
+        if misnamed := sorted(set(data) - set(cls.model_fields)):
+            raise ValueError(f"not settings: {', '.join(misnamed)}")
+        folder = _absolute_folder(data.get("data_dir") or default_data_dir())
         return data | {
             "database_url": data.get("database_url") or f"sqlite:///{folder / 'bookwell.db'}",
             "broker_url": data.get("broker_url") or f"filesystem://{folder / 'broker'}",
@@ -275,10 +289,11 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        given = _GIVEN_VARIABLES.get()
-        if given is not None:
-            env_settings = _GivenVariables(settings_cls, given)
-        return init_settings, env_settings, dotenv_settings, file_secret_settings
+        variables = _VARIABLES.get()
+        if variables is None:
+            return (init_settings,)
+        # Mounted secrets outrank a `.env` file, which may have been left in an image by mistake.
+        return init_settings, _GivenVariables(settings_cls, variables), file_secret_settings, dotenv_settings
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -292,11 +307,12 @@ class Settings(BaseSettings):
         `BOOKWELL_SERVICE_*` and `BOOKWELL_PORT*` are what Kubernetes and Docker links define for a
         service named `bookwell`.
         """
-        if misnamed := sorted(set(overrides) - set(cls.model_fields)):
-            raise TypeError(f"not settings: {', '.join(misnamed)}")
         variables = os.environ if environ is None else environ
         env_file = Path(ENV_FILE) if environ is None and Path(ENV_FILE).is_file() else None
-        from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None} if env_file else {}
+        try:  # a line without `=` has no value, but its name is checked like the others
+            from_file = {k: v or "" for k, v in dotenv_values(env_file, encoding="utf-8").items()} if env_file else {}
+        except (UnicodeDecodeError, OSError) as error:
+            raise SettingsProblem(f"{ENV_FILE} cannot be read as UTF-8 text: {error}") from error
         secrets_dir = variables.get("BOOKWELL_SECRETS_DIR") or from_file.get("BOOKWELL_SECRETS_DIR") or None
         secret_files: dict[str, str] = {}
         if secrets_dir is not None:
@@ -308,17 +324,17 @@ class Settings(BaseSettings):
             *unknown_variables(from_file, where=f" (in {ENV_FILE})"),
             *unknown_variables(secret_files, where=f" (a file in {secrets_dir})"),
         ]
-        token = _GIVEN_VARIABLES.set(environ)
+        token = _VARIABLES.set(variables)
         try:
-            settings = cls(_env_file=env_file, _secrets_dir=secrets_dir, **overrides)
+            settings = cls(_env_file=env_file, _secrets_dir=secrets_dir, **{"secrets_dir": secrets_dir, **overrides})
         except ValidationError as error:
             if unknown:  # the misspelling is likely why a setting is missing or wrong: say both
                 raise SettingsProblem("; ".join([*unknown, _first_problem(error)])) from error
             raise
-        except SettingsError as error:  # a source that cannot be read, e.g. an unparseable `.env`
+        except SettingsError as error:  # a source that cannot be read, e.g. a secret file not in UTF-8
             raise SettingsProblem(str(error)) from error
         finally:
-            _GIVEN_VARIABLES.reset(token)
+            _VARIABLES.reset(token)
         if unknown and settings.env != "development":
             raise SettingsProblem("; ".join(unknown))
         for complaint in unknown:
@@ -342,7 +358,7 @@ def unknown_variables(environ: Mapping[str, str], where: str = "") -> list[str]:
     """One line per `BOOKWELL_*` variable that names no setting, with the closest one that does."""
     names = [name.upper() for name in Settings.model_fields]
     complaints = []
-    for key in sorted(environ):
+    for key in sorted(name.upper() for name in environ):  # names are matched regardless of case
         if (
             key.startswith("BOOKWELL_")
             and key.removeprefix("BOOKWELL_") not in names

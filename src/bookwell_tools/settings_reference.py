@@ -18,11 +18,12 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 HEADER = """# Configuration
 
 Every setting is a `BOOKWELL_*` environment variable, read and checked once at start-up
-(`src/bookwell/settings.py`, on pydantic-settings). Where a variable is not set, the same line in
-a `.env` file in the folder the process starts in is used, then a file of that name in
-`BOOKWELL_SECRETS_DIR` (how Docker and Kubernetes mount secrets: the file holds the value), then
-the default. A `BOOKWELL_*` name that names no setting, in any of these places, is refused outside
-development (with the setting it probably meant) and warned about in development. Generated from
+(`src/bookwell/settings.py`, on pydantic-settings). Where a variable is not set (or is empty), a
+file of that name in `BOOKWELL_SECRETS_DIR` is used (how Docker and Kubernetes mount secrets: the
+file holds the value), then the same line in a `.env` file in the folder the process starts in,
+then the default. A `BOOKWELL_*` name that names no setting, in any of these places and in any
+case, is refused outside development (with the setting it probably meant) and warned about in
+development. Generated from
 the settings model by `make configuration-doc`; `tests/unit/test_configuration_doc.py` fails when
 this file and the model differ.
 

@@ -1,8 +1,8 @@
 """The contract's examples work as written, sent the way the reference page (`/docs`) sends them:
 the example days moved to a week from today, an example id replaced by the one just created, the
 example Idempotency-Key by a new one.
-(`tests/contract/test_examples.py` checks them against their schemas; `.ci/try-it-out` clicks
-through the page itself in a headless browser.)"""
+(`tests/contract/test_examples.py` checks them against their schemas;
+`tests/integration/test_try_it_out.py` clicks through the page itself in a headless browser.)"""
 
 from __future__ import annotations
 
@@ -17,9 +17,11 @@ from typing import Any
 import yaml
 
 from bookwell.app import CONTRACT_V1
+from bookwell.platform.http.operations import _DOCS_PAGE
 from tests.api.conftest import Api
 
 CONTRACT = yaml.safe_load(CONTRACT_V1.read_text(encoding="utf-8"))
+EXAMPLE_DAY = "2027-06-07"  # with the next day, what the page moves on (src/bookwell/platform/http/operations.py)
 EXAMPLE_KEY = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
 _ID = re.compile(r"\b(org|key|res|bkg|pay|rfd|evt)_[0-9A-Z]{26}\b")
 
@@ -108,3 +110,11 @@ def test_the_other_writes_work_with_their_examples_as_written(api: Api) -> None:
     )
     assert cancelled.status_code == 200, cancelled.get_json()
     assert cancelled.get_json()["cancellation_reason"] == _body("cancelBooking", created)["reason"]
+
+
+def test_the_page_moves_the_day_and_replaces_the_key_the_contract_uses() -> None:
+    booking = _operation("createBooking")["requestBody"]["content"]["application/json"]["example"]
+    assert booking["start"].startswith(EXAMPLE_DAY)
+    assert _parameter("createBooking", "Idempotency-Key", {}) == EXAMPLE_KEY
+    for constant in (f'replaceAll("{EXAMPLE_DAY}"', f'const EXAMPLE_KEY = "{EXAMPLE_KEY}"'):
+        assert constant in _DOCS_PAGE

@@ -50,24 +50,28 @@ def _validate(value: Any, schema: dict[str, Any]) -> list[str]:
     ]
 
 
-def _written_examples(node: Any, where: str = "#") -> Iterator[tuple[str, Any, dict[str, Any]]]:
-    """(where, example, schema) for every example written in the contract."""
-    if isinstance(node, dict):
-        if "schema" in node and isinstance(node["schema"], dict):  # a parameter or a media type
-            if "example" in node:
-                yield where, node["example"], node["schema"]
-            for name, example in node.get("examples", {}).items():
-                yield f"{where}/examples/{name}", _resolve(example)["value"], node["schema"]
-        elif node.get("type") or "properties" in node or "$ref" in node or "oneOf" in node or "allOf" in node:
-            for index, example in enumerate(node.get("examples", []) if isinstance(node.get("examples"), list) else []):
-                yield f"{where}/examples/{index}", example, node
-            if "example" in node:
-                yield f"{where}/example", node["example"], node
-        for key, value in node.items():
-            yield from _written_examples(value, f"{where}/{key}")
-    elif isinstance(node, list):
+def _written_examples(node: Any, where: str = "#", *, names: bool = False) -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    """(where, example, schema) for every example written in the contract (`names`: `node` maps
+    property names to schemas, so none of its keys is a keyword)."""
+    if isinstance(node, list):
         for index, value in enumerate(node):
             yield from _written_examples(value, f"{where}/{index}")
+        return
+    if not isinstance(node, dict):
+        return
+    if not names and isinstance(node.get("schema"), dict):  # a parameter or a media type
+        if "example" in node:
+            yield where, node["example"], node["schema"]
+        for name, example in node.get("examples", {}).items():
+            yield f"{where}/examples/{name}", _resolve(example)["value"], node["schema"]
+    elif not names:  # a schema, or any other object of the contract
+        for index, example in enumerate(node["examples"] if isinstance(node.get("examples"), list) else []):
+            yield f"{where}/examples/{index}", example, node
+        if "example" in node:
+            yield f"{where}/example", node["example"], node
+    for key, value in node.items():
+        if names or key not in ("example", "examples"):  # an example's own content is data, not contract
+            yield from _written_examples(value, f"{where}/{key}", names=not names and key == "properties")
 
 
 _NOTHING = object()
@@ -97,7 +101,7 @@ def sample(schema: dict[str, Any], where: str, made_up: list[str]) -> Any:
             value = sample(part, f"{where}/allOf/{index}", made_up)
             merged = merged | value if isinstance(value, dict) and isinstance(merged, dict) else value
         return merged
-    for keyword in ("oneOf", "anyOf"):  # Swagger UI picks a branch at random: each must stand on its own
+    for keyword in ("oneOf", "anyOf"):  # Swagger UI shows a branch (the first): each must stand on its own
         if keyword in schema:
             branches = [sample(part, f"{where}/{keyword}/{i}", made_up) for i, part in enumerate(schema[keyword])]
             return next((branch for branch in branches if branch is not None), None)
@@ -148,6 +152,22 @@ def test_every_example_written_in_the_contract_validates_against_its_schema(
 ) -> None:
     bare = {key: value for key, value in schema.items() if key not in ("example", "examples")}
     assert _validate(example, bare) == [], where
+
+
+def test_required_parameters_are_filled_in_and_optional_ones_left_empty() -> None:
+    """Swagger UI fills a parameter's input with its `example` (or its schema's singular `example`)
+    and sends it: a required one must have one, an optional one must not (a filter or a cursor
+    filled in would change what "Try it out" does); its schema's `examples` are only shown."""
+    wrong = []
+    for path, item in CONTRACT["paths"].items():
+        for method in HTTP_METHODS:
+            if method not in item:
+                continue
+            for parameter in map(_resolve, item.get("parameters", []) + item[method].get("parameters", [])):
+                filled = "example" in parameter or "example" in _resolve(parameter["schema"])
+                if filled != parameter.get("required", False):
+                    wrong.append(f"{method} {path} {parameter['name']}: required={parameter.get('required', False)}")
+    assert wrong == []
 
 
 def test_every_parameter_request_and_response_shows_a_realistic_example() -> None:

@@ -4,18 +4,25 @@ moves their days on and puts in the id just created)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import threading
 from collections.abc import Iterator
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
 
 import pytest
 from flask import Flask
 from selenium import webdriver
+from selenium.common.exceptions import ElementClickInterceptedException
+from selenium.common.exceptions import NoSuchElementException
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.common.exceptions import TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions as ready
 from selenium.webdriver.support.wait import WebDriverWait
 from werkzeug.serving import make_server
 
@@ -52,7 +59,7 @@ def browser() -> Iterator[WebDriver]:
     options = webdriver.ChromeOptions()
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,2000"):
         options.add_argument(argument)
-    options.binary_location = "/usr/bin/chromium"
+    options.binary_location = shutil.which("chromium") or "chromium"
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     yield driver
     driver.quit()
@@ -64,10 +71,18 @@ def _element(browser: WebDriver, css: str, within: WebElement | None = None) -> 
     return found
 
 
-def _click(browser: WebDriver, element: WebElement) -> None:
-    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
-    WebDriverWait(browser, WAIT_S).until(ready.element_to_be_clickable(element))
-    element.click()
+def _click(browser: WebDriver, css: str, within: WebElement | None = None) -> None:
+    """Click what `css` finds once it takes the click: found afresh on every try, since the page
+    re-renders (a dialog closing, a panel opening) under a found element."""
+
+    def clicked(_: WebDriver) -> bool:
+        element = (within or browser).find_element(By.CSS_SELECTOR, css)
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+        element.click()
+        return True
+
+    retried = (NoSuchElementException, StaleElementReferenceException, ElementClickInterceptedException)
+    WebDriverWait(browser, WAIT_S, ignored_exceptions=retried).until(clicked)
 
 
 def _try_it_out(browser: WebDriver, tag: str, operation_id: str) -> tuple[str, str]:
@@ -75,9 +90,15 @@ def _try_it_out(browser: WebDriver, tag: str, operation_id: str) -> tuple[str, s
     status and body."""
     block = _element(browser, f"#operations-{tag}-{operation_id}")
     if "is-open" not in (block.get_attribute("class") or ""):
-        _click(browser, _element(browser, ".opblock-summary-control", block))
-    _click(browser, _element(browser, ".try-out__btn", block))
-    _click(browser, _element(browser, ".execute", block))
+        _click(browser, ".opblock-summary-control", block)
+    if not block.find_elements(By.CSS_SELECTOR, ".try-out__btn.cancel"):  # not yet trying it out
+        _click(browser, ".try-out__btn", block)
+    if block.find_elements(By.CSS_SELECTOR, ".btn-clear"):  # an earlier answer: clear it, so this one is read
+        _click(browser, ".btn-clear", block)
+        WebDriverWait(browser, WAIT_S).until(
+            lambda _: not block.find_elements(By.CSS_SELECTOR, ".live-responses-table")
+        )
+    _click(browser, ".execute", block)
     try:
         status = _element(browser, ".live-responses-table .response .response-col_status", block)
     except TimeoutException:
@@ -90,11 +111,11 @@ def test_create_a_resource_ask_its_availability_and_book_it_from_the_reference_p
     served: str, browser: WebDriver, org: Org
 ) -> None:
     browser.get(served + "/docs")
-    _click(browser, _element(browser, ".auth-wrapper .authorize"))
+    _click(browser, ".auth-wrapper .authorize")
     dialog = _element(browser, ".auth-container")
     _element(browser, "input", dialog).send_keys(org.token)
-    _click(browser, _element(browser, ".auth-btn-wrapper .authorize", dialog))
-    _click(browser, _element(browser, ".auth-btn-wrapper .btn-done", dialog))
+    _click(browser, ".auth-btn-wrapper .authorize", dialog)
+    _click(browser, ".auth-btn-wrapper .btn-done", dialog)
 
     status, body = _try_it_out(browser, "resources", "createResource")
     assert status == "201", body
@@ -103,4 +124,8 @@ def test_create_a_resource_ask_its_availability_and_book_it_from_the_reference_p
     assert '"remaining": 1' in body, "the example's slot is free"
     status, body = _try_it_out(browser, "bookings", "createBooking")
     assert status == "201", body
-    assert '"status": "pending"' in body, "a priced booking waits for its payment"
+    booking = json.loads(body)
+    assert booking["status"] == "pending", "a priced booking waits for its payment"
+    assert booking["start"] == f"{datetime.now(UTC).date() + timedelta(days=7)}T10:00:00Z", "the example's day, moved"
+    status, body = _try_it_out(browser, "bookings", "createBooking")
+    assert status == "409", "the same slot again: a new booking (a new Idempotency-Key), refused, not a replay"

@@ -157,7 +157,7 @@ def location(database_url: str) -> str:
     without its password."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
-        return str(Path(url.database).resolve()) if url.database else ":memory:"
+        return str(Path(url.database).resolve()) if url.database not in (None, "", ":memory:") else ":memory:"
     return url.render_as_string(hide_password=True)
 
 

@@ -150,6 +150,32 @@ def test_secrets_come_from_files_named_after_the_setting(tmp_path: Path, monkeyp
         Settings.from_env({"BOOKWELL_SECRETS_DIR": str(tmp_path / "missing")})
 
 
-def test_an_override_that_names_no_setting_is_refused() -> None:
-    with pytest.raises(TypeError, match="not settings: databse_url"):
+def test_a_name_given_in_code_that_names_no_setting_is_refused() -> None:
+    with pytest.raises(ValidationError, match="not settings: databse_url"):
         Settings.from_env({}, databse_url="sqlite://")
+    with pytest.raises(ValidationError, match="not settings: databse_url"):
+        Settings(databse_url="sqlite://")  # type: ignore[call-arg]
+
+
+def test_an_empty_variable_is_unset_and_a_lower_case_misspelling_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _without_settings(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "BOOKWELL_DATABASE_URL").write_text("postgresql://db/from-secret", encoding="utf-8")
+    (tmp_path / ".env").write_text("BOOKWELL_DATABASE_URL=postgresql://db/from-dotenv\n", encoding="utf-8")
+    environ = {"BOOKWELL_DATABASE_URL": "", "BOOKWELL_SECRETS_DIR": str(secrets)}
+    monkeypatch.setenv("BOOKWELL_DATABASE_URL", "")
+    monkeypatch.setenv("BOOKWELL_SECRETS_DIR", str(secrets))
+    assert Settings.from_env().database_url == "postgresql://db/from-secret", "a secret outranks .env"
+    assert Settings.from_env(environ).database_url == "postgresql://db/from-secret"
+    with pytest.raises(SettingsProblem, match="BOOKWELL_LOG_LEVL is not a setting"):
+        Settings.from_env({"bookwell_log_levl": "DEBUG", "BOOKWELL_ENV": "test", "BOOKWELL_SECRET_KEY": "k" * 40})
+
+
+def test_settings_built_in_code_ignore_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BOOKWELL_WEB_WORKERS", "7")
+    assert Settings().web_workers == 2
+    assert Settings.from_env().web_workers == 7
