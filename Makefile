@@ -35,8 +35,9 @@ test: $(VENV)/.dev lint typecheck imports contract-check  ## Every gate, then ev
 test-busy: $(VENV)/.dev  ## The crash-safety and chaos tests, 3 rounds in a row, with every core busy with another process
 	$(BIN)/python -m tests.support.busy --rounds 3 -- $(BIN)/pytest -x tests/integration/backbone/test_crash_safety.py tests/integration/payments/test_chaos.py
 
-bench: $(VENV)/.dev  ## Benchmarks against local PostgreSQL and NATS (figures in docs/benchmarks.md)
+bench: $(VENV)/.dev  ## Benchmarks against local PostgreSQL, NATS, Redis and RabbitMQ (figures in docs/benchmarks.md)
 	$(BIN)/python bench/relay.py
+	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/embedded_broker.py
 	$(BIN)/python bench/request_path.py
 

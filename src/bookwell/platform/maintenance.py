@@ -7,10 +7,13 @@ twice at once (two schedulers, a re-sent message): the timetable may be late or 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import structlog
 
 from bookwell.platform.idempotency import IdempotencyStore
 from bookwell.platform.kernel.clock import utcnow
+from bookwell.platform.messaging.inbox import overdue
 from bookwell.platform.messaging.inbox import purge_delivered
 from bookwell.platform.messaging.outbox import EVENT_RETENTION
 from bookwell.platform.messaging.outbox import oldest_unsent
@@ -49,13 +52,18 @@ def register(registry: Registry) -> None:
         return purge_expired(database, utcnow())
 
     def redrive() -> int:
-        """Send lost deliveries again, and say so when the relay is behind."""
+        """Send lost deliveries again, and say so when the relay or the job queue is behind (the
+        API never waits for either: a request only writes to the outbox)."""
+        now = utcnow()
         with database.engine.connect() as connection:
             oldest = oldest_unsent(connection)
-        if oldest is not None:
-            lag = (utcnow() - oldest).total_seconds()
-            if lag > settings.stall_after_s:
-                log.warning("outbox_lagging", oldest_unsent_age_s=round(lag, 1))
+            late, oldest_due = overdue(connection, now - timedelta(seconds=settings.stall_after_s))
+        if oldest is not None and (lag := (now - oldest).total_seconds()) > settings.stall_after_s:
+            log.warning("outbox_lagging", oldest_unsent_age_s=round(lag, 1))
+        if oldest_due is not None:
+            log.warning(
+                "deliveries_lagging", overdue=late, oldest_overdue_s=round((now - oldest_due).total_seconds(), 1)
+            )
         return jobs.redrive()
 
     registry.schedule("bookwell.deliveries.redrive", settings.redrive_every_s, redrive)

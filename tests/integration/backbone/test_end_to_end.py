@@ -4,6 +4,7 @@ and the stream once, carrying the request's id and trace context all the way."""
 from __future__ import annotations
 
 import subprocess
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -129,3 +130,20 @@ def test_a_bookings_events_reach_their_handler_and_the_stream(backbone: Backbone
 
     assert waiting_dead_letters(database) == []
     assert backbone.stop_all() == {"relay": 0, "worker": 0, "scheduler": 0}, backbone.output()
+
+
+@pytest.mark.parametrize("backbone", [RABBITMQ_URL, REDIS_URL], ids=["rabbitmq", "redis"], indirect=True)
+def test_two_workers_on_one_host_run_side_by_side(backbone: Backbone, tmp_path: Path) -> None:
+    """Two `bookwell worker`s on one host and broker (to scale out, or two deployments) both run:
+    no worker declares the host-named, exclusive remote-control queue the second would die on."""
+    (tmp_path / "other").mkdir()
+    other = Backbone(backbone.database, backbone.broker_url, tmp_path / "other")
+    try:
+        backbone.start("worker")
+        other.start("worker")
+        other.wait_ready("worker")  # fails at once if the second worker exits
+        backbone.wait_ready("worker")
+        time.sleep(2)  # and both are still there a moment later
+        assert [running.processes["worker"].poll() for running in (backbone, other)] == [None, None]
+    finally:
+        other.cleanup()

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
+from structlog.testing import capture_logs
 
 from bookwell.bootstrap import bootstrap
 from bookwell.cli import main as cli
@@ -84,6 +85,22 @@ def test_redrive_resends_only_deliveries_stalled_past_the_grace(database: Databa
         connection.execute(update(inbox).where(inbox.c.event_id == late.id).values(due_at=utcnow() - 2 * grace))
     assert run_job(database, "bookwell.deliveries.redrive") == 1
     assert run_job(database, "bookwell.deliveries.redrive") == 0, "re-sent deliveries are due again from now"
+
+
+def test_redrive_says_when_the_job_queue_lags(database: Database) -> None:
+    waiting, fresh = Event("thing.happened", "org_1", "agg_1", {}), Event("thing.happened", "org_1", "agg_2", {})
+    relayed(database, waiting, fresh)
+    grace = timedelta(seconds=database.settings.stall_after_s)
+    with database.engine.begin() as connection:
+        connection.execute(update(inbox).where(inbox.c.event_id == waiting.id).values(due_at=utcnow() - 3 * grace))
+    with capture_logs() as lines:
+        run_job(database, "bookwell.deliveries.redrive")
+    [lagging] = [line for line in lines if line["event"] == "deliveries_lagging"]
+    assert lagging["overdue"] == 1
+    assert lagging["oldest_overdue_s"] >= 3 * grace.total_seconds()
+    with capture_logs() as lines:
+        run_job(database, "bookwell.deliveries.redrive")  # re-driven: due again from now
+    assert not [line for line in lines if line["event"] == "deliveries_lagging"]
 
 
 def test_redrive_leaves_a_queued_job_to_a_broker_that_redelivers_and_skips_one_being_run(database: Database) -> None:

@@ -181,6 +181,15 @@ def stalled(
     ]
 
 
+def overdue(connection: Connection, before: datetime) -> tuple[int, datetime | None]:
+    """How many pending deliveries were due before `before`, and the oldest one's due time: the
+    job queue's lag (a backlog waiting in the broker, or lost jobs re-drive will send again)."""
+    count, oldest = connection.execute(
+        select(func.count(), func.min(inbox.c.due_at)).where(inbox.c.status == PENDING, inbox.c.due_at < before)
+    ).one()
+    return int(count), oldest
+
+
 def move(
     connection: Connection, delivery: Delivery, *, due_at: datetime, status: str, was: str, sent_at: datetime | None
 ) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 from celery import Celery
 from celery import Task
+from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy import update
@@ -55,6 +56,20 @@ from bookwell.settings import Settings
 
 log = structlog.get_logger("bookwell.jobs")
 
+# A delivery's statements, built once. The claim locks the inbox row (PostgreSQL; SQLite's write
+# lock serialises) and reads its event in the same round trip.
+_CLAIM = (
+    select(inbox.c.status, outbox)
+    .select_from(inbox.join(outbox, outbox.c.id == inbox.c.event_id))
+    .where(inbox.c.event_id == bindparam("the_event"), inbox.c.handler == bindparam("the_handler"))
+    .with_for_update(of=inbox)
+)
+_DONE = (
+    update(inbox)
+    .where(inbox.c.event_id == bindparam("the_event"), inbox.c.handler == bindparam("the_handler"))
+    .values(status=DONE, completed_at=bindparam("done_at"))
+)
+
 _REDELIVERING_SCHEMES = frozenset({"amqp", "pyamqp"})
 
 
@@ -84,11 +99,11 @@ class Jobs:
 
     def deliver(self, event_id: str, handler: str) -> None:
         """Run `handler` for the event unless its inbox row is no longer pending; one transaction."""
+        keys = {"the_event": event_id, "the_handler": handler}
         with self.database.request_transaction() as connection:
-            status = connection.execute(
-                select(inbox.c.status).where(inbox.c.event_id == event_id, inbox.c.handler == handler).with_for_update()
-            ).scalar_one_or_none()
-            if status != PENDING:
+            row = connection.execute(_CLAIM, keys).one_or_none()
+            status = None if row is None else row.status
+            if row is None or status != PENDING:
                 # Done (a redelivered or re-driven copy), dead (a stale copy), or gone: the event was
                 # purged, which happens only once every delivery of it is done.
                 log.log(
@@ -99,13 +114,8 @@ class Jobs:
                     status=status,
                 )
                 return
-            row = connection.execute(select(outbox).where(outbox.c.id == event_id)).one()
             self.subscriptions.handler(handler)(logged_event(row))
-            connection.execute(
-                update(inbox)
-                .where(inbox.c.event_id == event_id, inbox.c.handler == handler)
-                .values(status=DONE, completed_at=utcnow())
-            )
+            connection.execute(_DONE, {**keys, "done_at": utcnow()})
             connection.commit()
         log.info("delivered", event_id=event_id, handler=handler)
 

@@ -32,6 +32,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_serializer": "json",
         "accept_content": ["json"],
         "task_default_queue": settings.job_queue,
+        # No remote control: nothing here sends control commands, and its reply queue
+        # (`celery@<host>.celery.pidbox`) is exclusive, so a second worker on the same host and
+        # RabbitMQ vhost (two `bookwell worker`s, two deployments) would die declaring it.
+        "worker_enable_remote_control": False,
         "worker_hijack_root_logger": False,
         "worker_redirect_stdouts": False,
         "enable_utc": True,
