@@ -116,9 +116,9 @@ def test_a_lost_enqueue_leaves_the_delivery_pending_until_it_is_redriven(databas
     recorder.fail_enqueue = True
     assert Relay(database, subscriptions(), recorder.enqueue, recorder).relay_once() == 1
     with database.engine.connect() as connection:
-        assert stalled(connection, utcnow(), timedelta(seconds=60), 10, broker_redelivers=True) == []
+        assert stalled(connection, utcnow(), timedelta(seconds=60), 10, sent_jobs_held=True) == []
         later = utcnow() + timedelta(seconds=61)
-        lost = stalled(connection, later, timedelta(seconds=60), 10, broker_redelivers=True)
+        lost = stalled(connection, later, timedelta(seconds=60), 10, sent_jobs_held=True)
         assert [(item.delivery.handler, item.was_sent) for item in lost] == [("audit", False)]
 
 

@@ -26,6 +26,19 @@ from bookwell.platform.messaging.outbox import outbox
 from bookwell.platform.messaging.relay import Relay
 
 
+@pytest.fixture(autouse=True)
+def empty_job_queue(database: Database) -> None:
+    """The in-process broker keeps its queues for the whole test run: start each test with none
+    waiting (re-drive looks at the queue)."""
+    _purge(database)
+
+
+def _purge(database: Database) -> None:
+    jobs = bootstrap(database.settings, database=database).jobs
+    with jobs.celery.connection_for_write() as connection:
+        connection.default_channel.queue_purge(database.settings.job_queue)
+
+
 def run_job(database: Database, name: str) -> int:
     container = bootstrap(database.settings, database=database)
     result: int = container.jobs.celery.tasks[name].run()
@@ -87,6 +100,21 @@ def test_redrive_resends_only_deliveries_stalled_past_the_grace(database: Databa
     assert run_job(database, "bookwell.deliveries.redrive") == 0, "re-sent deliveries are due again from now"
 
 
+def test_redrive_leaves_sent_deliveries_to_the_queue_while_jobs_wait_in_it(database: Database) -> None:
+    """On a broker that does not redeliver, a sent delivery past due is lost only once nothing waits
+    in the queue: behind a backlog it is one of those waiting, and a copy would only lengthen it."""
+    waiting = Event("thing.happened", "org_1", "agg_1", {})
+    relayed(database, waiting)
+    grace = timedelta(seconds=database.settings.stall_after_s)
+    with database.engine.begin() as connection:
+        connection.execute(update(inbox).values(due_at=utcnow() - 2 * grace))
+    container = bootstrap(database.settings, database=database)
+    container.jobs.send("bookwell.sagas.sweep")  # a job waiting in the queue: a backlog
+    assert run_job(database, "bookwell.deliveries.redrive") == 0
+    _purge(database)  # the backlog drained, the delivery still pending: its job died with a worker
+    assert run_job(database, "bookwell.deliveries.redrive") == 1
+
+
 def test_redrive_says_when_the_job_queue_lags(database: Database) -> None:
     waiting, fresh = Event("thing.happened", "org_1", "agg_1", {}), Event("thing.happened", "org_1", "agg_2", {})
     relayed(database, waiting, fresh)
@@ -112,10 +140,10 @@ def test_redrive_leaves_a_queued_job_to_a_broker_that_redelivers_and_skips_one_b
         connection.execute(update(inbox).where(inbox.c.event_id == never_sent.id).values(sent_at=None))
     with database.engine.connect() as connection:
         with connection.begin():
-            lost = stalled(connection, utcnow(), grace, 10, broker_redelivers=True)
+            lost = stalled(connection, utcnow(), grace, 10, sent_jobs_held=True)
         assert [(item.delivery.event_id, item.was_sent) for item in lost] == [(never_sent.id, False)]
         with connection.begin():
-            lost = stalled(connection, utcnow(), grace, 10, broker_redelivers=False)
+            lost = stalled(connection, utcnow(), grace, 10, sent_jobs_held=False)
         assert {item.delivery.event_id for item in lost} == {queued.id, never_sent.id, running.id}
     if database.dialect != "postgresql":
         return  # SQLite: a running delivery holds the single writer lock; re-drive cannot run beside it
@@ -123,7 +151,7 @@ def test_redrive_leaves_a_queued_job_to_a_broker_that_redelivers_and_skips_one_b
         worker.begin()
         worker.execute(select(inbox.c.status).where(inbox.c.event_id == running.id).with_for_update())
         with scheduler.begin():
-            lost = stalled(scheduler, utcnow(), grace, 10, broker_redelivers=False)
+            lost = stalled(scheduler, utcnow(), grace, 10, sent_jobs_held=False)
         assert {item.delivery.event_id for item in lost} == {queued.id, never_sent.id}, "a row being run is skipped"
         worker.rollback()
 

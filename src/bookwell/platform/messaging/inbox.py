@@ -8,8 +8,9 @@ runs nothing: effects in the database happen exactly once.
 
 Re-drive (`stalled`) sends again only what is lost, never what waits in the broker behind a
 backlog: a pending row past its due time whose job never reached the broker (`sent_at` is NULL),
-or, on a broker that does not redeliver a dead worker's job, one that may have died with its
-worker; on PostgreSQL a row a worker is running right now is locked, and skipped (ADR 0017).
+or, on a broker that does not redeliver a dead worker's job and once its queue holds no waiting
+job, one that died with its worker; on PostgreSQL a row a worker is running right now is locked,
+and skipped (ADR 0017).
 """
 
 from __future__ import annotations
@@ -150,17 +151,17 @@ def stalled(
     grace: timedelta,
     limit: int,
     *,
-    broker_redelivers: bool,
+    sent_jobs_held: bool,
     held_for: timedelta = timedelta(hours=1),
 ) -> list[Lost]:
     """Pending deliveries `grace` past due whose job is lost, locked until the transaction ends
     (PostgreSQL skips the rows a worker is running).
 
-    Lost: the job never reached the broker; or, where the broker does not redeliver the job of a
-    worker that died (`broker_redelivers` False), it was sent and may have died with that worker.
-    A job sent to a broker that redelivers is the broker's until it is acknowledged, however long
-    it waits in the queue, up to `held_for` after it was sent: past that it is presumed lost too
-    (a slow backstop for a broker that dropped it)."""
+    Lost: the job never reached the broker; or, unless the broker still holds every sent job
+    (`sent_jobs_held`: it redelivers a dead worker's job, or jobs still wait in the queue), it was
+    sent and taken by a worker that died. A sent job the broker holds is the broker's until it
+    is acknowledged, however long it waits in the queue, up to `held_for` after it was sent: past
+    that it is presumed lost too (a slow backstop for a broker that dropped it)."""
     query = (
         select(inbox.c.event_id, inbox.c.handler, inbox.c.sent_at, outbox.c.request_id, outbox.c.traceparent)
         .join(outbox, outbox.c.id == inbox.c.event_id)
@@ -169,7 +170,7 @@ def stalled(
         .limit(limit)
         .with_for_update(of=inbox, skip_locked=True)
     )
-    if broker_redelivers:
+    if sent_jobs_held:
         query = query.where(or_(inbox.c.sent_at.is_(None), inbox.c.sent_at < now - held_for))
     return [
         Lost(

@@ -144,10 +144,9 @@ class Jobs:
         send, once they are past due again)."""
         now = utcnow()
         grace = timedelta(seconds=self.settings.stall_after_s)
+        held = self.broker_redelivers or self.jobs_waiting()
         with self.database.engine.begin() as connection:
-            lost = stalled(
-                connection, now, grace, limit, broker_redelivers=self.broker_redelivers, held_for=self.broker_holds_for
-            )
+            lost = stalled(connection, now, grace, limit, sent_jobs_held=held, held_for=self.broker_holds_for)
             for item in lost:
                 move(connection, item.delivery, due_at=now, status=PENDING, was=PENDING, sent_at=None)
         sent = []
@@ -173,6 +172,21 @@ class Jobs:
                 limit=limit,
             )
         return len(sent)
+
+    def jobs_waiting(self) -> bool:
+        """Whether the job queue holds jobs no worker has taken yet. While it does, a sent delivery
+        past due may be one of them, waiting behind a backlog, so re-drive leaves sent deliveries
+        alone even on a broker that does not redeliver; once the queue is empty, a sent delivery
+        still pending and not being run was taken by a worker that died. Unknown (the broker does
+        not answer) counts as waiting: nothing sent is re-sent on a guess."""
+        try:
+            with self.celery.connection_for_read() as connection:
+                # Not passive: Redis drops an emptied queue's key, and a passive declare would say "no queue".
+                _, waiting, _ = connection.default_channel.queue_declare(self.settings.job_queue)
+        except Exception:
+            log.warning("job_queue_size_unknown", queue=self.settings.job_queue, exc_info=True)
+            return True
+        return bool(waiting)
 
     @property
     def broker_holds_for(self) -> timedelta:
