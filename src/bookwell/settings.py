@@ -161,8 +161,8 @@ class Settings(BaseSettings):
     stall_after_s: float = Field(
         default=60.0,
         gt=0,
-        description="A pending delivery this long past due is lost and re-driven; an unsent outbox row this old is"
-        " logged as lag.",
+        description="A pending delivery this long past due is re-driven if its job is lost (ADR 0017, 0028), and"
+        " logged as lag; so is an unsent outbox row this old.",
     )
     redrive_every_s: float = Field(default=15.0, gt=0, description="How often the scheduler looks for lost deliveries.")
     holds_expire_every_s: float = Field(default=30.0, gt=0, description="How often lapsed holds are marked expired.")

@@ -132,7 +132,7 @@ def test_a_bookings_events_reach_their_handler_and_the_stream(backbone: Backbone
     assert backbone.stop_all() == {"relay": 0, "worker": 0, "scheduler": 0}, backbone.output()
 
 
-@pytest.mark.parametrize("backbone", [RABBITMQ_URL, REDIS_URL], ids=["rabbitmq", "redis"], indirect=True)
+@pytest.mark.parametrize("backbone", [RABBITMQ_URL], ids=["rabbitmq"], indirect=True)  # exclusive queues: RabbitMQ's
 def test_two_workers_on_one_host_run_side_by_side(backbone: Backbone, tmp_path: Path) -> None:
     """Two `bookwell worker`s on one host and broker (to scale out, or two deployments) both run:
     no worker declares the host-named, exclusive remote-control queue the second would die on."""

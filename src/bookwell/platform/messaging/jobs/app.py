@@ -70,7 +70,7 @@ _DONE = (
     .values(status=DONE, completed_at=bindparam("done_at"))
 )
 
-_REDELIVERING_SCHEMES = frozenset({"amqp", "pyamqp"})
+_REDELIVERING_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
 
 
 class Jobs:

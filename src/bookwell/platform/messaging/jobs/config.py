@@ -48,7 +48,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         folder = Path(settings.broker_url.removeprefix("filesystem://") or settings.data_dir / "broker")
         config["broker_url"] = f"{embedded_broker.SCHEME}://localhost//"
         config["broker_transport_options"] = embedded_broker.transport_options(folder)
-    elif scheme in {"amqp", "pyamqp"}:
+    elif scheme in {"amqp", "amqps", "pyamqp"}:
         # Quorum queues behind a topic exchange: what Celery's native delayed delivery needs, so a
         # retry's countdown waits in RabbitMQ, not in the worker's prefetch.
         exchange = Exchange(settings.job_queue, type="topic")
