@@ -3,6 +3,7 @@ and the stream once, carrying the request's id and trace context all the way."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 import uuid
@@ -127,6 +128,16 @@ def test_a_bookings_events_reach_their_handler_and_the_stream(backbone: Backbone
         check=True,
     )
     assert [line.split()[1:3] for line in tail.stdout.splitlines()] == [[e.type, e.id] for e in written]
+
+    # One log line per job, Bookwell's: `job_done` names the delivery and its duration; Celery's own
+    # per-task "received" and "succeeded" lines are off.
+    worker_log = "\n".join(path.read_text() for path in backbone.logs.glob("worker-*.log"))
+    done = [json.loads(line) for line in worker_log.splitlines() if '"job_done"' in line]
+    delivered = {(line["event_id"], line["handler"]) for line in done if line["task"] == "bookwell.deliver"}
+    assert {e.id for e in written} <= {event_id for event_id, _ in delivered}
+    assert all(line["duration_ms"] >= 0 for line in done)
+    assert " succeeded in " not in worker_log
+    assert " received" not in worker_log
 
     assert waiting_dead_letters(database) == []
     assert backbone.stop_all() == {"relay": 0, "worker": 0, "scheduler": 0}, backbone.output()

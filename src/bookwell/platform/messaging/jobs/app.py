@@ -117,7 +117,6 @@ class Jobs:
             self.subscriptions.handler(handler)(logged_event(row))
             connection.execute(_DONE, {**keys, "done_at": utcnow()})
             connection.commit()
-        log.info("delivered", event_id=event_id, handler=handler)
 
     def enqueue(self, delivery: Delivery, context: RequestContext) -> None:
         """Send the job that runs `delivery` (the relay's Enqueue), with its event's request context."""
@@ -271,6 +270,10 @@ class Jobs:
 
     def run_worker(self) -> None:
         """Consume Bookwell's queue until SIGTERM (warm shutdown: running jobs finish, the rest stay queued)."""
+        # One line per job, Bookwell's (`job_done`, or its failure's): Celery's "received" and
+        # "succeeded" lines would triple the logging cost of a delivery. Their warnings stay.
+        for name in ("celery.worker.strategy", "celery.app.trace"):
+            logging.getLogger(name).setLevel(logging.WARNING)
         worker = self.celery.Worker(
             pool_cls="threads",
             concurrency=self.settings.worker_concurrency,
