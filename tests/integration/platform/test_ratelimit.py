@@ -23,7 +23,7 @@ from bookwell.platform.observability.logging import configure_logging
 from bookwell.platform.ratelimit import Policy
 from bookwell.platform.ratelimit import PolicyResolver
 from bookwell.platform.ratelimit import RateLimiter
-from bookwell.platform.ratelimit import SqlStorage
+from bookwell.platform.ratelimit import SqlCounters
 from bookwell.platform.ratelimit import build_rate_limiter
 from bookwell.platform.ratelimit import clear_override
 from bookwell.platform.ratelimit import list_overrides
@@ -218,7 +218,7 @@ def test_an_override_applies_once_the_cached_policies_lapse(database: Database) 
 
 
 def test_an_ended_window_starts_again_in_the_same_statement_and_is_purged(database: Database) -> None:
-    limiter, policy = RateLimiter(SqlStorage(database)), Policy("writes", 1, 60)
+    limiter, policy = RateLimiter(SqlCounters(database)), Policy("writes", 1, 60)
     assert limiter.hit((policy, "k")).allowed
     assert not limiter.hit((policy, "k")).allowed
     _end_every_window(database)

@@ -16,9 +16,9 @@ from bookwell.platform.ratelimit.policies import clear_override
 from bookwell.platform.ratelimit.policies import default_policies
 from bookwell.platform.ratelimit.policies import list_overrides
 from bookwell.platform.ratelimit.policies import set_override
-from bookwell.platform.ratelimit.storage import SqlStorage
+from bookwell.platform.ratelimit.storage import SqlCounters
+from bookwell.platform.ratelimit.storage import counters_for
 from bookwell.platform.ratelimit.storage import purge_expired
-from bookwell.platform.ratelimit.storage import storage_for
 
 __all__ = [
     "POLICY_HEADER",
@@ -28,15 +28,15 @@ __all__ = [
     "Policy",
     "PolicyResolver",
     "RateLimiter",
-    "SqlStorage",
+    "SqlCounters",
     "Usage",
     "build_rate_limiter",
     "clear_override",
+    "counters_for",
     "default_policies",
     "list_overrides",
     "policy_header",
     "purge_expired",
     "ratelimit_header",
     "set_override",
-    "storage_for",
 ]

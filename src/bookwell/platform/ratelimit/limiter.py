@@ -1,4 +1,4 @@
-"""The rate limiter: counts requests per (policy, key) in fixed windows with `limits`, and fails open.
+"""The rate limiter: counts requests per (policy, key) in fixed windows, and fails open.
 
 A hit counts against every policy it names, a refused one too, and is refused when any policy is
 over its quota: so one pass of increments decides, and a client that keeps knocking while refused
@@ -14,19 +14,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
-from limits import RateLimitItemPerSecond
-from limits.errors import StorageError
-from limits.storage import Storage
 
 from bookwell.platform.db import Database
 from bookwell.platform.observability.metrics import observe_rate_limit_rejection
 from bookwell.platform.observability.metrics import observe_rate_limit_unavailable
 from bookwell.platform.ratelimit.policies import Policy
-from bookwell.platform.ratelimit.storage import storage_for
+from bookwell.platform.ratelimit.storage import Count
+from bookwell.platform.ratelimit.storage import Counters
+from bookwell.platform.ratelimit.storage import CountersUnavailable
+from bookwell.platform.ratelimit.storage import counters_for
 from bookwell.settings import Settings
 
 WARN_EVERY_S = 5.0
-_NAMESPACE = "ratelimit"
 
 log = structlog.get_logger("bookwell.ratelimit")
 
@@ -62,7 +61,7 @@ class RateLimiter:
 
     def __init__(
         self,
-        storage: Storage,
+        storage: Counters,
         *,
         enabled: bool = True,
         warn_every_s: float = WARN_EVERY_S,
@@ -86,11 +85,18 @@ class RateLimiter:
     def _decide(self, limits: tuple[tuple[Policy, str], ...], *, count: bool) -> Decision:
         if not self.enabled or not limits:
             return ALLOWED_UNCOUNTED
+        keys = [_counter_key(policy, key) for policy, key in limits]
         try:
-            checked = [self._check(policy, key, count=count) for policy, key in limits]
-        except StorageError as error:
+            if count:
+                counts = self.storage.hit(
+                    [(key, policy.window_s) for key, (policy, _) in zip(keys, limits, strict=True)]
+                )
+            else:
+                counts = self.storage.look(keys)
+        except CountersUnavailable as error:
             self._unavailable(error)
             return ALLOWED_UNCOUNTED
+        checked = [self._usage(policy, found, counted=count) for (policy, _), found in zip(limits, counts, strict=True)]
         over = [usage for usage, within in checked if not within]
         for usage in over:
             observe_rate_limit_rejection(usage.policy.name)
@@ -100,31 +106,24 @@ class RateLimiter:
             retry_after_s=max((usage.reset_s for usage in over), default=None),
         )
 
-    def _check(self, policy: Policy, key: str, *, count: bool) -> tuple[Usage, bool]:
-        item = RateLimitItemPerSecond(policy.quota, policy.window_s, namespace=_NAMESPACE)
-        stored = item.key_for(policy.name, key)
-        # The fixed-window strategy's own step (limits' FixedWindowRateLimiter.hit), keeping the count
-        # the storage's atomic increment returns: it decides, and what is left follows from it exactly
-        # (stats read afterwards could already include a concurrent request's hit).
-        if count:
-            used = self.storage.incr(stored, item.get_expiry())
-            within = used <= policy.quota
-        else:
-            used = self.storage.get(stored)
-            within = used < policy.quota
-        left_s = self.storage.get_expiry(stored) - self._clock()
+    def _usage(self, policy: Policy, found: Count, *, counted: bool) -> tuple[Usage, bool]:
+        """The policy's usage from its counter, and whether the request is within it. A hit decides by
+        the count its own increment returned (a count read afterwards could include a concurrent
+        request's); a look, by whether one more request would still fit."""
+        within = found.used <= policy.quota if counted else found.used < policy.quota
+        left_s = found.ends_at - self._clock()
         # No window running (never hit, or ended): the next hit starts a whole one.
         reset_s = math.ceil(left_s) if left_s > 0 else policy.window_s
-        return Usage(policy, remaining=max(0, policy.quota - used), reset_s=reset_s), within
+        return Usage(policy, remaining=max(0, policy.quota - found.used), reset_s=reset_s), within
 
-    def _unavailable(self, error: StorageError) -> None:
+    def _unavailable(self, error: CountersUnavailable) -> None:
         observe_rate_limit_unavailable()
         now = time.monotonic()
         with self._warn_lock:
             if now - self._warned_at < self._warn_every_s:
                 return
             self._warned_at = now
-        cause = error.storage_error
+        cause = error.cause
         log.warning(
             "rate_limit_unavailable",
             storage=type(self.storage).__name__,
@@ -135,4 +134,9 @@ class RateLimiter:
 
 def build_rate_limiter(settings: Settings, database: Database) -> RateLimiter:
     """The process's rate limiter, on the storage the settings name, on or off by `rate_limit_enabled`."""
-    return RateLimiter(storage_for(settings, database), enabled=settings.rate_limit_enabled)
+    return RateLimiter(counters_for(settings, database), enabled=settings.rate_limit_enabled)
+
+
+def _counter_key(policy: Policy, key: str) -> str:
+    """A counter per policy, key and quota: a changed quota (an override) starts a counter of its own."""
+    return f"ratelimit/{policy.name}/{key}/{policy.quota}/{policy.window_s}"

@@ -1,24 +1,28 @@
 """Where the counters live: Redis when a URL names one, else the application's database (ADR 0022).
 
-Both are `limits` storages, so `limits`' fixed-window strategy counts on either. The database one
-is shared by every Gunicorn worker and process, unlike `limits`' in-memory storage, which would
-multiply every quota by the number of processes.
+Both count fixed windows for every key of a request in one round trip (ADR 0029), and both are
+shared by every Gunicorn worker and process (an in-process counter would multiply every quota by
+the number of processes).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
-from typing import cast
+from typing import Any
+from typing import Protocol
 
 import redis
-from limits.storage import RedisStorage
-from limits.storage import Storage
 from sqlalchemy import Column
 from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy import Table
+from sqlalchemy import bindparam
 from sqlalchemy import case
 from sqlalchemy import delete
 from sqlalchemy import select
@@ -36,7 +40,7 @@ from bookwell.settings import Settings
 
 # A rate limit must not make a request wait on a storage that is down: one short try, then fail open.
 REDIS_TIMEOUT_S = 0.25
-REDIS_KEY_PREFIX = "bookwell"  # keys: bookwell:ratelimit/<policy>/<key>/<quota>/<window>/second
+REDIS_KEY_PREFIX = "bookwell"  # keys: bookwell:ratelimit/<policy>/<key>/<quota>/<window>
 
 rate_limit_counters = Table(
     "rate_limit_counters",
@@ -47,82 +51,156 @@ rate_limit_counters = Table(
 )
 
 
-class SqlStorage(Storage):
-    """`limits` counters in `rate_limit_counters`: one row per key and window, counted by an atomic upsert.
+@dataclass(frozen=True)
+class Count:
+    """A counter's state in its window: requests counted, and when the window ends (Unix seconds)."""
 
-    Built from the process's `Database`, not from a URL (so no storage scheme is registered): it
-    shares the application's engine and pool. The time is the application's clock.
-    """
+    used: int
+    ends_at: float
 
-    STORAGE_SCHEME = None
+
+class CountersUnavailable(Exception):
+    """The counters' storage did not answer (down, locked past its timeout): the limiter fails open."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause = cause
+
+
+class Counters(Protocol):
+    """Fixed-window counters shared by every worker and process. Each call is one round trip for
+    all the keys it is given (a request's policies), whatever their number."""
+
+    def hit(self, windows: Sequence[tuple[str, int]]) -> list[Count]:
+        """Count one request on each `(key, window_s)`; a key with no running window starts one of `window_s`."""
+        ...
+
+    def look(self, keys: Sequence[str]) -> list[Count]:
+        """Each key's state without counting (0 used, ending now, when no window runs)."""
+        ...
+
+
+class SqlCounters:
+    """Counters in `rate_limit_counters`, one row per key and window, in the application's database
+    (its engine and pool): a hit is one upsert for all its keys, a look one select. The time is the
+    application's clock."""
 
     def __init__(self, database: Database) -> None:
-        super().__init__(wrap_exceptions=True)
         self.database = database
+        self._upserts: dict[int, Any] = {}  # by number of keys: each built (and compiled) once
 
-    @property
-    def base_exceptions(self) -> tuple[type[Exception], ...]:
-        """What a database that is down or locked raises; `limits` wraps them in `StorageError`."""
-        return (SQLAlchemyError, Busy, Unavailable)
-
-    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        """Add `amount` to `key`'s count and return the new count; a window that ended starts again at `amount`.
-
-        One statement, so concurrent requests in any process each see a distinct count: PostgreSQL
-        locks the conflicting row, SQLite has one writer at a time.
-        """
+    def hit(self, windows: Sequence[tuple[str, int]]) -> list[Count]:
+        """One statement, so concurrent requests in any process each see a distinct count:
+        PostgreSQL locks each conflicting row (in key order, so two requests never wait on each
+        other crosswise), SQLite has one writer at a time. A window that ended starts again here."""
         now = utcnow()
-        insert = pg_insert if self.database.dialect == "postgresql" else sqlite_insert
-        new = insert(rate_limit_counters).values(key=key, expires_at=now + timedelta(seconds=expiry), count=amount)
-        ended = rate_limit_counters.c.expires_at <= now
-        statement = new.on_conflict_do_update(
-            index_elements=[rate_limit_counters.c.key],
-            set_={
-                "count": case((ended, new.excluded["count"]), else_=rate_limit_counters.c.count + amount),
-                "expires_at": case((ended, new.excluded.expires_at), else_=rate_limit_counters.c.expires_at),
-            },
-        ).returning(rate_limit_counters.c.count)
-        with self.database.engine.begin() as connection:
-            return int(connection.execute(statement).scalar_one())
+        ordered = sorted(windows)
+        values: dict[str, Any] = {"now": now}
+        for n, (key, window_s) in enumerate(ordered):
+            values[f"key_{n}"] = key
+            values[f"ends_{n}"] = now + timedelta(seconds=window_s)
+        with self._storage_errors(), self.database.engine.begin() as connection:
+            rows = connection.execute(self._upsert(len(ordered)), values)
+            counted = {key: Count(used, ends.timestamp()) for key, used, ends in rows}
+        return [counted[key] for key, _ in windows]
 
-    def get(self, key: str) -> int:
-        """`key`'s count in its current window (0 when it has none)."""
-        query = select(rate_limit_counters.c.count).where(
-            rate_limit_counters.c.key == key, rate_limit_counters.c.expires_at > utcnow()
-        )
-        with self.database.engine.connect() as connection:
-            return int(connection.execute(query).scalar() or 0)
+    def look(self, keys: Sequence[str]) -> list[Count]:
+        now = utcnow()
+        with self._storage_errors(), self.database.engine.connect() as connection:
+            rows = connection.execute(_LOOK_ROWS, {"keys": list(keys), "now": now})
+            found = {key: Count(used, ends.timestamp()) for key, used, ends in rows}
+        return [found.get(key, Count(0, now.timestamp())) for key in keys]
 
-    def get_expiry(self, key: str) -> float:
-        """When `key`'s window ends, in seconds since the epoch (now when it has none)."""
-        query = select(rate_limit_counters.c.expires_at).where(rate_limit_counters.c.key == key)
-        with self.database.engine.connect() as connection:
-            expires_at: datetime | None = connection.execute(query).scalar()
-        return max(time.time(), expires_at.timestamp() if expires_at else 0.0)
+    def _upsert(self, keys: int) -> Any:
+        """The upsert of `keys` counters, with its keys and window ends as parameters `key_<n>`, `ends_<n>`."""
+        if (statement := self._upserts.get(keys)) is None:
+            insert = pg_insert if self.database.dialect == "postgresql" else sqlite_insert
+            ends_type = rate_limit_counters.c.expires_at.type
+            rows = [
+                {"key": bindparam(f"key_{n}"), "expires_at": bindparam(f"ends_{n}", type_=ends_type), "count": 1}
+                for n in range(keys)
+            ]
+            # One row in the single-row form: SQLAlchemy caches its compiled SQL, not a multi-row one's.
+            new = (
+                insert(rate_limit_counters).values(**rows[0]) if keys == 1 else insert(rate_limit_counters).values(rows)
+            )
+            ended = rate_limit_counters.c.expires_at <= bindparam("now", type_=ends_type)
+            statement = new.on_conflict_do_update(
+                index_elements=[rate_limit_counters.c.key],
+                set_={
+                    "count": case((ended, new.excluded["count"]), else_=rate_limit_counters.c.count + 1),
+                    "expires_at": case((ended, new.excluded.expires_at), else_=rate_limit_counters.c.expires_at),
+                },
+            ).returning(rate_limit_counters.c.key, rate_limit_counters.c.count, rate_limit_counters.c.expires_at)
+            self._upserts[keys] = statement
+        return statement
 
-    def check(self) -> bool:
-        """Whether the database answers."""
-        return self.database.ping()
-
-    def reset(self) -> int:
-        """Forget every counter; returns how many there were."""
-        with self.database.engine.begin() as connection:
-            return int(connection.execute(delete(rate_limit_counters)).rowcount)
-
-    def clear(self, key: str) -> None:
-        """Forget `key`'s counter."""
-        with self.database.engine.begin() as connection:
-            connection.execute(delete(rate_limit_counters).where(rate_limit_counters.c.key == key))
+    @contextmanager
+    def _storage_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except (SQLAlchemyError, Busy, Unavailable) as error:
+            raise CountersUnavailable(error) from error
 
 
-class _RedisStorage(RedisStorage):
-    """`limits`' Redis storage, reading the window's end to the millisecond (`TTL` rounds to whole seconds)."""
+_LOOK_ROWS = select(rate_limit_counters.c.key, rate_limit_counters.c.count, rate_limit_counters.c.expires_at).where(
+    rate_limit_counters.c.key.in_(bindparam("keys", expanding=True)),
+    rate_limit_counters.c.expires_at > bindparam("now", type_=rate_limit_counters.c.expires_at.type),
+)
 
-    def get_expiry(self, key: str) -> float:
-        """When `key`'s window ends, in seconds since the epoch (now when it has none)."""
-        connection = cast(redis.Redis, self.get_connection(True))
-        milliseconds = int(connection.pttl(self.prefixed_key(key)))
-        return time.time() + max(milliseconds, 0) / 1000
+# For each key (KEYS[i], window ARGV[i] in ms): count it, start its window on the first count, and
+# answer the count and the milliseconds left. One script: one round trip, and atomic per key.
+_HIT = """
+local answer = {}
+for i, key in ipairs(KEYS) do
+  local used = redis.call('INCR', key)
+  local left = redis.call('PTTL', key)
+  if left < 0 then
+    left = tonumber(ARGV[i])
+    redis.call('PEXPIRE', key, left)
+  end
+  answer[#answer + 1] = used
+  answer[#answer + 1] = left
+end
+return answer
+"""
+_LOOK = """
+local answer = {}
+for _, key in ipairs(KEYS) do
+  answer[#answer + 1] = tonumber(redis.call('GET', key) or '0')
+  answer[#answer + 1] = redis.call('PTTL', key)
+end
+return answer
+"""
+
+
+class RedisCounters:
+    """Counters in Redis, keys `bookwell:<key>`, each expiring when its window ends."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._hit = client.register_script(_HIT)
+        self._look = client.register_script(_LOOK)
+
+    def hit(self, windows: Sequence[tuple[str, int]]) -> list[Count]:
+        keys = [self._key(key) for key, _ in windows]
+        return self._counts(self._hit, keys, [window_s * 1000 for _, window_s in windows])
+
+    def look(self, keys: Sequence[str]) -> list[Count]:
+        return self._counts(self._look, [self._key(key) for key in keys], [])
+
+    def _counts(self, script: Any, keys: list[str], args: list[int]) -> list[Count]:
+        try:
+            answer = script(keys=keys, args=args)
+        except redis.RedisError as error:
+            raise CountersUnavailable(error) from error
+        now = time.time()
+        pairs = zip(answer[::2], answer[1::2], strict=True)
+        return [Count(int(used), now + max(int(left_ms), 0) / 1000) for used, left_ms in pairs]
+
+    @staticmethod
+    def _key(key: str) -> str:
+        return f"{REDIS_KEY_PREFIX}:{key}"
 
 
 def purge_expired(database: Database, now: datetime) -> int:
@@ -132,16 +210,16 @@ def purge_expired(database: Database, now: datetime) -> int:
         return int(result.rowcount)
 
 
-def storage_for(settings: Settings, database: Database) -> Storage:
-    """Redis at `rate_limit_storage_url` when it is set, else the database's `SqlStorage`."""
+def counters_for(settings: Settings, database: Database) -> Counters:
+    """Redis at `rate_limit_storage_url` when it is set, else the database's `SqlCounters`."""
     url = settings.rate_limit_storage_url
     if not url:
-        return SqlStorage(database)
+        return SqlCounters(database)
     # No retries and short timeouts: a Redis that is down costs each request at most a quarter second.
-    pool = redis.ConnectionPool.from_url(
+    client = redis.Redis.from_url(
         url,
         socket_connect_timeout=REDIS_TIMEOUT_S,
         socket_timeout=REDIS_TIMEOUT_S,
         retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
     )
-    return _RedisStorage(url, connection_pool=pool, key_prefix=REDIS_KEY_PREFIX, wrap_exceptions=True)
+    return RedisCounters(client)
