@@ -42,9 +42,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
+from relay import empty_database
 from relay import scratch_database
-from sqlalchemy.engine import make_url
 
 from bookwell.platform.db import Database
 from bookwell.settings import RATE_LIMIT_POLICIES
@@ -306,16 +305,10 @@ def pgbench(url: str, seconds: float) -> float:
 
 @contextmanager
 def pgbench_database(admin_url: str) -> Iterator[str]:
-    name = f"bookwell_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
+    """A database with pgbench's tables (scale 10), dropped afterwards."""
+    with empty_database(admin_url) as url:
         subprocess.run([tool("pgbench"), "-i", "-q", "-s", "10", url], capture_output=True, check=True)  # noqa: S603
         yield url
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def server_env(database: Database, workers: int, threads: int, port: int) -> dict[str, str]:

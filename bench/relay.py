@@ -43,20 +43,29 @@ from bookwell.settings import Settings
 
 
 @contextmanager
-def scratch_database(admin_url: str) -> Iterator[Database]:
+def empty_database(admin_url: str) -> Iterator[str]:
+    """The URL of a new, empty database on the server of `admin_url`, dropped afterwards."""
     name = f"bookwell_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    settings = Settings(env="test", database_url=url, secret_key="bench-" + "x" * 40, db_pool_size=10)
-    command.upgrade(alembic_config(settings), "head")
-    database = Database(settings)
     try:
-        yield database
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     finally:
-        database.dispose()
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def scratch_database(admin_url: str) -> Iterator[Database]:
+    """A new database with Bookwell's schema, dropped afterwards."""
+    with empty_database(admin_url) as url:
+        settings = Settings(env="test", database_url=url, secret_key="bench-" + "x" * 40, db_pool_size=10)
+        command.upgrade(alembic_config(settings), "head")
+        database = Database(settings)
+        try:
+            yield database
+        finally:
+            database.dispose()
 
 
 class TimedPublisher:

@@ -135,7 +135,7 @@ def test_a_bookings_events_reach_their_handler_and_the_stream(backbone: Backbone
     done = [json.loads(line) for line in worker_log.splitlines() if '"job_done"' in line]
     delivered = {(line["event_id"], line["handler"]) for line in done if line["task"] == "bookwell.deliver"}
     assert {e.id for e in written} <= {event_id for event_id, _ in delivered}
-    assert all(line["duration_ms"] >= 0 for line in done)
+    assert all(isinstance(line["duration_ms"], float) for line in done)
     assert " succeeded in " not in worker_log
     assert " received" not in worker_log
 

@@ -139,4 +139,5 @@ def build_rate_limiter(settings: Settings, database: Database) -> RateLimiter:
 
 def _counter_key(policy: Policy, key: str) -> str:
     """A counter per policy, key and quota: a changed quota (an override) starts a counter of its own."""
-    return f"ratelimit/{policy.name}/{key}/{policy.quota}/{policy.window_s}"
+    # The names `limits` gave them, so a deploy keeps counting in the windows already running.
+    return f"ratelimit/{policy.name}/{key}/{policy.quota}/{policy.window_s}/second"

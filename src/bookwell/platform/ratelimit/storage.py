@@ -40,7 +40,7 @@ from bookwell.settings import Settings
 
 # A rate limit must not make a request wait on a storage that is down: one short try, then fail open.
 REDIS_TIMEOUT_S = 0.25
-REDIS_KEY_PREFIX = "bookwell"  # keys: bookwell:ratelimit/<policy>/<key>/<quota>/<window>
+REDIS_KEY_PREFIX = "bookwell"  # keys: bookwell:ratelimit/<policy>/<key>/<quota>/<window>/second
 
 rate_limit_counters = Table(
     "rate_limit_counters",

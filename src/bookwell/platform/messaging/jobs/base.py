@@ -139,8 +139,8 @@ class DeliverJob(Job):
     """`deliver(event_id, handler)` keeps its inbox row in step: a retry moves it, a dead letter marks it."""
 
     def log_fields(self, args: list[Any]) -> dict[str, Any]:
-        delivery = Delivery(*args)
-        return {"event_id": delivery.event_id, "handler": delivery.handler}
+        # Never raises: a job with arguments it cannot take fails in `run`, where failures are recorded.
+        return dict(zip(("event_id", "handler"), args, strict=False)) if len(args) == 2 else {}
 
     def attempt_failed(self, connection: Connection, args: list[Any], next_attempt_at: datetime | None) -> None:
         delivery = Delivery(*args)
