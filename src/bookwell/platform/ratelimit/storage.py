@@ -192,11 +192,11 @@ class RedisCounters:
     def _counts(self, script: Any, keys: list[str], args: list[int]) -> list[Count]:
         try:
             answer = script(keys=keys, args=args)
-        except redis.RedisError as error:
+            now = time.time()
+            pairs = zip(answer[::2], answer[1::2], strict=True)
+            return [Count(int(used), now + max(int(left_ms), 0) / 1000) for used, left_ms in pairs]
+        except (redis.RedisError, ValueError, TypeError) as error:  # down, or an answer not ours (a foreign key)
             raise CountersUnavailable(error) from error
-        now = time.time()
-        pairs = zip(answer[::2], answer[1::2], strict=True)
-        return [Count(int(used), now + max(int(left_ms), 0) / 1000) for used, left_ms in pairs]
 
     @staticmethod
     def _key(key: str) -> str:
