@@ -321,7 +321,7 @@ def server_env(database: Database, workers: int, threads: int, port: int) -> dic
         "BOOKWELL_HTTP_BIND": f"{HOST}:{port}",
         "BOOKWELL_WEB_WORKERS": str(workers),
         "BOOKWELL_WEB_THREADS": str(threads),
-        "PYTHONPATH": str(BENCH),
+        "PYTHONPATH": f"{BENCH}{os.pathsep}{BENCH.parent / 'src'}",  # this checkout's Bookwell, whatever is installed
     }
     # Counted, as by default, but never refused: the benchmark sends far more than a client may.
     env |= {f"BOOKWELL_RATE_LIMIT_{policy.upper()}": "1000000000/3600" for policy in RATE_LIMIT_POLICIES}
@@ -408,7 +408,11 @@ def main() -> None:
                 booking_id = call(ports["bookwell"], "POST", "/v1/bookings", token, body, Idempotency_Key=f"seed-{n}")[
                     "id"
                 ]
-            chosen = [t for t in targets(stack, ids, booking_id) if not args.only or t.name.startswith(args.only)]
+            chosen = [
+                t
+                for t in targets(stack, ids, booking_id)
+                if not args.only or t.name.startswith(tuple(args.only.split(",")))
+            ]
             closed: dict[str, list[dict[str, float]]] = {t.name: [] for t in chosen}
             tps: list[float] = []
             base = 0

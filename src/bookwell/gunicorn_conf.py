@@ -63,11 +63,13 @@ def when_ready(server: Any) -> None:
         )
 
 
-def post_worker_init(_worker: Any) -> None:
-    """Gunicorn's own error answers (414, 431, malformed requests) as problem+json, like the app's."""
+def post_worker_init(worker: Any) -> None:
+    """Gunicorn's own error answers (414, 431, malformed requests) as problem+json, like the app's;
+    then say that this worker serves (its app is loaded)."""
     from bookwell.platform.http import server_errors
 
     server_errors.install()
+    structlog.get_logger("bookwell.api").info("worker_ready", pid=worker.pid)
 
 
 def child_exit(_server: Any, worker: Any) -> None:

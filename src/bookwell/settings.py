@@ -208,6 +208,13 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated modules whose `register(subscriptions, database)` adds event handlers.",
     )
+    credential_trust_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=1.0,
+        description="How long a process trusts an API key it verified before asking the database again; a "
+        "key revoked in another process stops working within this (0: ask on every request).",
+    )
     rate_limit_enabled: bool = Field(default=True, description="Rate limits on (ADR 0022, 0024).")
     rate_limit_storage_url: str = Field(
         default="", description="Empty: counters in the database (every process shares them); or `redis://...`."

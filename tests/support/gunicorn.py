@@ -18,9 +18,10 @@ from tests.support.net import free_port
 
 
 @contextmanager
-def gunicorn(database: Database, folder: Path, **env: str) -> Iterator[int]:
+def gunicorn(database: Database, folder: Path, *, every_worker: bool = False, **env: str) -> Iterator[int]:
     """Serve `bookwell.app:create_app()` on `database` (broker in `folder`, log in `folder/gunicorn.log`),
-    with `env` on top of the test settings; yields the port once `/livez` answers."""
+    with `env` on top of the test settings; yields the port once `/livez` answers (`every_worker`:
+    and every worker logged `worker_ready`, which takes a log level of INFO)."""
     port = free_port()
     log_path = folder / "gunicorn.log"
     environment = os.environ | {
@@ -50,9 +51,10 @@ def gunicorn(database: Database, folder: Path, **env: str) -> Iterator[int]:
         )
     try:
         deadline = time.monotonic() + 60
-        while not _answers(port):
+        workers = int(environment.get("BOOKWELL_WEB_WORKERS", "2")) if every_worker else 0
+        while not _answers(port) or log_path.read_text().count('"worker_ready"') < workers:
             if process.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError("Gunicorn did not answer /livez within 60 s: " + log_path.read_text())
+                raise AssertionError("Gunicorn was not ready within 60 s: " + log_path.read_text())
             time.sleep(0.1)
         yield port
     finally:

@@ -7,6 +7,7 @@ from flask import jsonify
 
 from bookwell.identity import service
 from bookwell.identity.ports import IdentityUnitOfWork
+from bookwell.identity.ports import TrustedKeys
 from bookwell.identity.presenters import v1
 from bookwell.platform.http.contract.binding import Call
 from bookwell.platform.http.contract.binding import Dependency
@@ -17,6 +18,7 @@ from bookwell.platform.http.pipeline.idempotency import shown_once
 
 views = Views()
 uow = Dependency[IdentityUnitOfWork]("identity.uow")
+trusted_keys = Dependency[TrustedKeys]("identity.trusted_keys")
 
 
 @views.operation("getOrganization")
@@ -53,9 +55,10 @@ def list_api_keys(call: Call) -> Response:
 
 @views.operation("revokeApiKey")
 def revoke_api_key(call: Call) -> tuple[str, int]:
-    service.revoke_api_key(
+    key = service.revoke_api_key(
         uow=uow(),
         organization_id=call.organization_id,
         api_key_id=call.path["api_key_id"],
     )
+    trusted_keys().forget(key.id)
     return "", 204

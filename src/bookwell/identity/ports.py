@@ -45,3 +45,11 @@ class IdentityUnitOfWork(UnitOfWork, Protocol):
 
     @property
     def api_keys(self) -> ApiKeyRepository: ...
+
+
+class TrustedKeys(Protocol):
+    """The keys this process trusts without asking the database (the authenticator's, ADR 0030)."""
+
+    def forget(self, credential_id: str) -> None:
+        """Stop trusting the key `credential_id` in this process (it was just revoked)."""
+        ...

@@ -22,4 +22,6 @@ def register(registry: Registry) -> None:
     registry.add_unit_of_work(IdentityUnitOfWork, uow)
     registry.inject(api.uow, uow)
     registry.add_views(api.views)
-    registry.authenticate_with(facade.authenticator(uow))
+    authenticator = facade.KeyAuthenticator(uow, trust_s=registry.settings.credential_trust_s)
+    registry.inject(api.trusted_keys, lambda: authenticator)
+    registry.authenticate_with(authenticator)

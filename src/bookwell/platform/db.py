@@ -33,6 +33,8 @@ from sqlalchemy import event
 from sqlalchemy import text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InvalidatePoolError
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from bookwell.platform.kernel.errors import Busy
 from bookwell.platform.kernel.errors import Unavailable
@@ -46,6 +48,8 @@ _LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL: lock_timeout expired
 # Too many clients, admin or crash shutdown, cannot connect now, the database dropped.
 _SERVER_GOING_AWAY = frozenset({"53300", "57P01", "57P02", "57P03", "57P05"})
 _UNAVAILABLE_EVERY_S = 5.0
+PING_AFTER_IDLE_S = 1.0  # a pooled PostgreSQL connection idle this long is pinged before use
+_RETURNED_AT = "bookwell_returned_at"
 _AMBIENT: contextvars.ContextVar[tuple[Database, Connection, list[Callable[[], None]]] | None] = contextvars.ContextVar(
     "bookwell_ambient_transaction", default=None
 )
@@ -211,13 +215,12 @@ def _say_unavailable(error: BaseException) -> None:
 
 
 def _postgresql_engine(settings: Settings) -> Engine:
-    return create_engine(
+    engine = create_engine(
         make_url(settings.database_url).set(drivername="postgresql+psycopg"),
         hide_parameters=True,  # a database error's message must not carry customer data into the logs
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
-        pool_pre_ping=True,
         connect_args={
             "connect_timeout": settings.db_connect_timeout_s,
             "options": (
@@ -226,6 +229,29 @@ def _postgresql_engine(settings: Settings) -> Engine:
             "application_name": "bookwell",
         },
     )
+    event.listen(engine, "checkin", _note_return)
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        """A pooled connection idle for `PING_AFTER_IDLE_S` or more is pinged before use (one
+        `SELECT 1`); a dead one is replaced, with every connection pooled before it, and the request
+        never sees it. One in use a moment ago is used as it is: pinging on every check-out
+        (`pool_pre_ping`) cost a round trip per transaction. A connection the server dropped within
+        that moment fails its first statement as a 503 (`_lost_databases_are_unavailable`), and the
+        pool replaces every connection older than it then."""
+        returned_at = record.info.get(_RETURNED_AT)
+        if returned_at is None or time.monotonic() - returned_at < PING_AFTER_IDLE_S:
+            return  # new (just connected), or in use a moment ago
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except psycopg.Error as error:
+            raise InvalidatePoolError(f"pooled connection lost: {type(error).__name__}") from error
+
+    return engine
+
+
+def _note_return(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    record.info[_RETURNED_AT] = time.monotonic()
 
 
 def _sqlite_engine(settings: Settings) -> Engine:

@@ -13,11 +13,13 @@ from bookwell.catalog.events import resource_event
 from bookwell.catalog.presenters import v1
 from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
 from bookwell.identity.domain import create_organization
+from bookwell.platform import db
 from bookwell.platform.db import Database
 from bookwell.platform.db import SqlUnitOfWork
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.context import RequestContext
 from bookwell.platform.kernel.context import bound
+from bookwell.platform.kernel.errors import Unavailable
 from bookwell.platform.messaging.outbox import outbox
 
 FIELDS = {
@@ -52,6 +54,32 @@ def test_postgresql_sessions_carry_the_statement_timeout(postgres_database: Data
         assert connection.execute(text("SHOW statement_timeout")).scalar() == "5s"
         assert connection.execute(text("SHOW lock_timeout")).scalar() == "3s"
         assert connection.execute(text("SHOW application_name")).scalar() == "bookwell"
+
+
+@pytest.mark.parametrize("idle_long_enough", [True, False])
+def test_a_pooled_connection_dropped_while_idle_is_replaced_before_use(
+    postgres_database: Database, monkeypatch: pytest.MonkeyPatch, idle_long_enough: bool
+) -> None:
+    """Pinged when idle past `PING_AFTER_IDLE_S` (here: always, or never): a connection the server
+    dropped is replaced and the work goes through; one not pinged fails as a 503 the client retries."""
+    own = Database(postgres_database.settings.model_copy(update={"db_pool_size": 1, "db_max_overflow": 0}))
+    try:
+        with own.engine.connect() as connection:
+            dropped = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with postgres_database.engine.connect() as admin:
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped})
+            while admin.execute(text("SELECT 1 FROM pg_stat_activity WHERE pid = :pid"), {"pid": dropped}).first():
+                admin.rollback()  # a new snapshot of pg_stat_activity
+        monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0 if idle_long_enough else 1e9)
+        uow = SqlUnitOfWork(own, readonly=True)
+        if idle_long_enough:
+            with uow:
+                assert uow.connection.execute(text("SELECT pg_backend_pid()")).scalar_one() != dropped
+        else:
+            with pytest.raises(Unavailable), uow:
+                uow.connection.execute(text("SELECT 1"))
+    finally:
+        own.dispose()
 
 
 def test_nothing_survives_a_unit_of_work_that_did_not_commit(database: Database) -> None:

@@ -235,6 +235,24 @@ def test_an_ended_window_starts_again_in_the_same_statement_and_is_purged(databa
         assert connection.execute(select(rate_limit_counters.c.key)).all() == []
 
 
+def test_a_look_on_sqlite_does_not_wait_for_the_write_lock(sqlite_database: Database) -> None:
+    counters = SqlCounters(sqlite_database)
+    counters.hit([("k", 60)])
+    with sqlite_database.engine.connect() as writer:
+        writer.begin()  # BEGIN IMMEDIATE (platform/db.py): the write lock, held until the block ends
+        [count] = counters.look(["k"])
+    assert count.used == 1
+
+
+def test_a_hit_counts_each_key_once_and_nothing_is_nothing(database: Database) -> None:
+    counters = SqlCounters(database)
+    with pytest.raises(ValueError, match="each key once"):
+        counters.hit([("k", 60), ("k", 60)])
+    assert counters.hit([]) == []
+    assert counters.look([]) == []
+    assert counters.look(["k"])[0].used == 0
+
+
 def _end_every_window(database: Database) -> None:
     with database.engine.begin() as connection:
         connection.execute(update(rate_limit_counters).values(expires_at=utcnow() - timedelta(seconds=1)))

@@ -7,6 +7,7 @@ the number of processes).
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from typing import Protocol
 
 import redis
 from sqlalchemy import Column
+from sqlalchemy import Connection
 from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy import Table
@@ -30,6 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import SQLAlchemyError
 
+from bookwell.platform.db import READONLY_OPTION
 from bookwell.platform.db import Database
 from bookwell.platform.db import UtcDateTime
 from bookwell.platform.db import metadata
@@ -93,23 +96,39 @@ class SqlCounters:
         """One statement, so concurrent requests in any process each see a distinct count:
         PostgreSQL locks each conflicting row (in key order, so two requests never wait on each
         other crosswise), SQLite has one writer at a time. A window that ended starts again here."""
-        now = utcnow()
+        if not windows:
+            return []
         ordered = sorted(windows)
+        if any(first[0] == second[0] for first, second in itertools.pairwise(ordered)):
+            raise ValueError("one hit counts each key once")  # one statement cannot update a row twice
+        now = utcnow()
         values: dict[str, Any] = {"now": now}
         for n, (key, window_s) in enumerate(ordered):
             values[f"key_{n}"] = key
             values[f"ends_{n}"] = now + timedelta(seconds=window_s)
-        with self._storage_errors(), self.database.engine.begin() as connection:
+        with self._storage_errors(), self._connection() as connection:
             rows = connection.execute(self._upsert(len(ordered)), values)
             counted = {key: Count(used, ends.timestamp()) for key, used, ends in rows}
+            connection.commit()
         return [counted[key] for key, _ in windows]
 
     def look(self, keys: Sequence[str]) -> list[Count]:
+        if not keys:
+            return []
         now = utcnow()
-        with self._storage_errors(), self.database.engine.connect() as connection:
+        with self._storage_errors(), self._connection(readonly=True) as connection:
             rows = connection.execute(_LOOK_ROWS, {"keys": list(keys), "now": now})
             found = {key: Count(used, ends.timestamp()) for key, used, ends in rows}
         return [found.get(key, Count(0, now.timestamp())) for key in keys]
+
+    def _connection(self, *, readonly: bool = False) -> Connection:
+        """A pooled connection for one statement. On PostgreSQL in autocommit: the statement is its own
+        transaction, without the round trips of BEGIN and COMMIT. SQLite keeps its transaction: a hit
+        takes the write lock up front (`platform/db.py`), a look does not take it at all."""
+        connection = self.database.engine.connect()
+        if self.database.dialect == "postgresql":
+            return connection.execution_options(isolation_level="AUTOCOMMIT")
+        return connection.execution_options(**{READONLY_OPTION: readonly})
 
     def _upsert(self, keys: int) -> Any:
         """The upsert of `keys` counters, with its keys and window ends as parameters `key_<n>`, `ends_<n>`."""
