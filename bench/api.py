@@ -53,6 +53,7 @@ VENV_BIN = Path(sys.executable).parent
 sys.path.insert(0, str(BENCH))
 from api_parts import open_model  # noqa: E402 - bench/ is not a package
 from jobs import cpu_s  # noqa: E402
+from jobs import python_path  # noqa: E402
 from jobs import running  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -321,7 +322,7 @@ def server_env(database: Database, workers: int, threads: int, port: int) -> dic
         "BOOKWELL_HTTP_BIND": f"{HOST}:{port}",
         "BOOKWELL_WEB_WORKERS": str(workers),
         "BOOKWELL_WEB_THREADS": str(threads),
-        "PYTHONPATH": f"{BENCH}{os.pathsep}{BENCH.parent / 'src'}",  # this checkout's Bookwell, whatever is installed
+        "PYTHONPATH": python_path(),
     }
     # Counted, as by default, but never refused: the benchmark sends far more than a client may.
     env |= {f"BOOKWELL_RATE_LIMIT_{policy.upper()}": "1000000000/3600" for policy in RATE_LIMIT_POLICIES}
@@ -368,6 +369,14 @@ def targets(stack: Stack, ids: dict[str, str], booking_id: str) -> list[Target]:
     ]
 
 
+def chosen_targets(every: list[Target], only: list[str]) -> list[Target]:
+    """The targets whose names start with one of `only` (all when it is empty); a prefix that names
+    none stops the benchmark (a typo would otherwise measure nothing in silence)."""
+    if unmatched := [prefix for prefix in only if not any(t.name.startswith(prefix) for t in every)]:
+        raise SystemExit(f"bench: --only {unmatched} names no target")
+    return [t for t in every if not only or t.name.startswith(tuple(only))]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres", help="admin URL")
@@ -376,7 +385,7 @@ def main() -> None:
     parser.add_argument("--open-share", type=float, default=0.6, help="open-model rate, share of the closed-loop peak")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--only", default="", help="comma-separated target names (prefix match); default all")
+    parser.add_argument("--only", action="append", default=[], help="a target name's prefix (repeatable); default all")
     args = parser.parse_args()
     tool("wrk"), tool("pgbench")  # before anything starts
     with (
@@ -408,11 +417,7 @@ def main() -> None:
                 booking_id = call(ports["bookwell"], "POST", "/v1/bookings", token, body, Idempotency_Key=f"seed-{n}")[
                     "id"
                 ]
-            chosen = [
-                t
-                for t in targets(stack, ids, booking_id)
-                if not args.only or t.name.startswith(tuple(args.only.split(",")))
-            ]
+            chosen = chosen_targets(targets(stack, ids, booking_id), args.only)
             closed: dict[str, list[dict[str, float]]] = {t.name: [] for t in chosen}
             tps: list[float] = []
             base = 0

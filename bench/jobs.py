@@ -71,6 +71,13 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def python_path() -> str:
+    """`PYTHONPATH` for the processes a benchmark starts: bench/, then whatever this process was given,
+    so they import the Bookwell this process imports (`PYTHONPATH=<other checkout>/src` measures that
+    checkout)."""
+    return os.pathsep.join([str(BENCH), *filter(None, [os.environ.get("PYTHONPATH")])])
+
+
 def environment(database: Database, broker_url: str, queue: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOOKWELL_")}
     return env | {
@@ -80,7 +87,7 @@ def environment(database: Database, broker_url: str, queue: str, **extra: str) -
         "BOOKWELL_BROKER_URL": broker_url,
         "BOOKWELL_JOB_QUEUE": queue,
         "BOOKWELL_HANDLER_MODULES": "jobs_parts",
-        "PYTHONPATH": str(BENCH),
+        "PYTHONPATH": python_path(),
         **extra,
     }
 

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bookwell.platform.db import Database
+from bookwell.settings import Settings
 from tests.support.backbone import ROOT
 from tests.support.net import free_port
 
@@ -30,6 +31,7 @@ def gunicorn(database: Database, folder: Path, *, every_worker: bool = False, **
         "BOOKWELL_SECRET_KEY": database.settings.secret_key,
         "BOOKWELL_BROKER_URL": f"filesystem://{folder / 'broker'}",
         "BOOKWELL_LOG_FORMAT": "json",  # whatever the shell says: tests read these lines
+        **({"BOOKWELL_LOG_LEVEL": "INFO"} if every_worker else {}),  # `worker_ready` is an INFO line
         **env,
     }
     with log_path.open("wb") as log:
@@ -51,7 +53,7 @@ def gunicorn(database: Database, folder: Path, *, every_worker: bool = False, **
         )
     try:
         deadline = time.monotonic() + 60
-        workers = int(environment.get("BOOKWELL_WEB_WORKERS", "2")) if every_worker else 0
+        workers = Settings.from_env(environment).web_workers if every_worker else 0
         while not _answers(port) or log_path.read_text().count('"worker_ready"') < workers:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError("Gunicorn was not ready within 60 s: " + log_path.read_text())

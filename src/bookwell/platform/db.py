@@ -245,7 +245,9 @@ def _postgresql_engine(settings: Settings) -> Engine:
         try:
             engine.dialect.do_ping(dbapi_connection)
         except psycopg.Error as error:
-            raise InvalidatePoolError(f"pooled connection lost: {type(error).__name__}") from error
+            if engine.dialect.is_disconnect(error, dbapi_connection, None):  # type: ignore[arg-type]  # psycopg.Error is the DBAPI's
+                raise InvalidatePoolError(f"pooled connection lost: {type(error).__name__}") from error
+            raise
 
     return engine
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy import text
@@ -56,6 +58,7 @@ def test_postgresql_sessions_carry_the_statement_timeout(postgres_database: Data
         assert connection.execute(text("SHOW application_name")).scalar() == "bookwell"
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("idle_long_enough", [True, False])
 def test_a_pooled_connection_dropped_while_idle_is_replaced_before_use(
     postgres_database: Database, monkeypatch: pytest.MonkeyPatch, idle_long_enough: bool
@@ -68,8 +71,11 @@ def test_a_pooled_connection_dropped_while_idle_is_replaced_before_use(
             dropped = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
         with postgres_database.engine.connect() as admin:
             admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": dropped})
+            deadline = time.monotonic() + 30
             while admin.execute(text("SELECT 1 FROM pg_stat_activity WHERE pid = :pid"), {"pid": dropped}).first():
+                assert time.monotonic() < deadline, "the terminated backend did not go away"
                 admin.rollback()  # a new snapshot of pg_stat_activity
+                time.sleep(0.01)
         monkeypatch.setattr(db, "PING_AFTER_IDLE_S", 0.0 if idle_long_enough else 1e9)
         uow = SqlUnitOfWork(own, readonly=True)
         if idle_long_enough:

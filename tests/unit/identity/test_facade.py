@@ -4,6 +4,9 @@ lookup was under way while it was revoked."""
 
 from __future__ import annotations
 
+import pytest
+
+from bookwell.identity import facade
 from bookwell.identity import service
 from bookwell.identity.domain import SCOPES
 from bookwell.identity.facade import KeyAuthenticator
@@ -92,3 +95,32 @@ def test_no_trust_at_all_with_trust_s_zero() -> None:
     asked = lookups.calls
     assert authenticate(token) is not None
     assert lookups.calls > asked
+
+
+def test_when_full_the_lapsed_keys_make_room_and_a_live_one_is_never_pushed_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(facade, "MAX_TRUSTED", 2)
+    uow = FakeIdentityUnitOfWork()
+    organization, _ = service.create_organization(uow=uow, name="Acme")
+    owner = Principal(organization_id=organization.id, credential_id="key_first", scopes=SCOPES)
+    tokens = [
+        service.create_api_key(uow=uow, granted_by=owner, name=f"k{n}", scopes=frozenset({"events:read"}))[1]
+        for n in range(4)
+    ]
+    lookups, clock = Counted(uow), Clock()
+    authenticate = KeyAuthenticator(lookups, trust_s=1.0, clock=clock)
+
+    def looked_up(token: str) -> bool:
+        before = lookups.calls
+        assert authenticate(token) is not None
+        return lookups.calls > before
+
+    assert looked_up(tokens[0])
+    assert looked_up(tokens[1])
+    assert looked_up(tokens[2])  # full of live keys: answered, not kept
+    assert not looked_up(tokens[0])
+    assert looked_up(tokens[2])
+    clock.now += 1.5  # both kept keys lapse
+    assert looked_up(tokens[3])  # the lapsed ones make room
+    assert not looked_up(tokens[3])

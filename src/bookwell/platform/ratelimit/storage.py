@@ -20,7 +20,7 @@ from typing import Protocol
 
 import redis
 from sqlalchemy import Column
-from sqlalchemy import Connection
+from sqlalchemy import Engine
 from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy import Table
@@ -91,6 +91,16 @@ class SqlCounters:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._upserts: dict[int, Any] = {}  # by number of keys: each built (and compiled) once
+        # One statement each, on the application's pool. On PostgreSQL in autocommit: the statement is
+        # its own transaction, without the round trips of BEGIN and COMMIT. SQLite keeps its
+        # transaction: a hit takes the write lock up front (`platform/db.py`), a look does not take it.
+        self._for_hit: Engine
+        self._for_look: Engine
+        if database.dialect == "postgresql":
+            self._for_hit = self._for_look = database.engine.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            self._for_hit = database.engine
+            self._for_look = database.engine.execution_options(**{READONLY_OPTION: True})
 
     def hit(self, windows: Sequence[tuple[str, int]]) -> list[Count]:
         """One statement, so concurrent requests in any process each see a distinct count:
@@ -106,7 +116,7 @@ class SqlCounters:
         for n, (key, window_s) in enumerate(ordered):
             values[f"key_{n}"] = key
             values[f"ends_{n}"] = now + timedelta(seconds=window_s)
-        with self._storage_errors(), self._connection() as connection:
+        with self._storage_errors(), self._for_hit.connect() as connection:
             rows = connection.execute(self._upsert(len(ordered)), values)
             counted = {key: Count(used, ends.timestamp()) for key, used, ends in rows}
             connection.commit()
@@ -116,19 +126,10 @@ class SqlCounters:
         if not keys:
             return []
         now = utcnow()
-        with self._storage_errors(), self._connection(readonly=True) as connection:
+        with self._storage_errors(), self._for_look.connect() as connection:
             rows = connection.execute(_LOOK_ROWS, {"keys": list(keys), "now": now})
             found = {key: Count(used, ends.timestamp()) for key, used, ends in rows}
         return [found.get(key, Count(0, now.timestamp())) for key in keys]
-
-    def _connection(self, *, readonly: bool = False) -> Connection:
-        """A pooled connection for one statement. On PostgreSQL in autocommit: the statement is its own
-        transaction, without the round trips of BEGIN and COMMIT. SQLite keeps its transaction: a hit
-        takes the write lock up front (`platform/db.py`), a look does not take it at all."""
-        connection = self.database.engine.connect()
-        if self.database.dialect == "postgresql":
-            return connection.execution_options(isolation_level="AUTOCOMMIT")
-        return connection.execution_options(**{READONLY_OPTION: readonly})
 
     def _upsert(self, keys: int) -> Any:
         """The upsert of `keys` counters, with its keys and window ends as parameters `key_<n>`, `ends_<n>`."""
