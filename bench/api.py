@@ -15,6 +15,10 @@ a constant arrival rate, each latency counted from when its request was due
 (`api_parts.open_model`), so p99 shows the queue a closed loop hides. pgbench TPC-B (8 clients)
 on the same PostgreSQL server is the write baseline, interleaved with the rest. Every answer must
 be 2xx, or the benchmark stops: a fast error is not a fast path.
+
+Last, the memory run: `--memory` (100,000) requests more in 10-second closed loops cycling through
+Bookwell's paths (all but the 31-day availability), with each worker's RSS once half were answered
+and at the end; the growth between the two is where a leak would show.
 """
 
 from __future__ import annotations
@@ -234,6 +238,7 @@ def closed_loop(target: Target, stack: Stack, seconds: float, base: int, work: P
         raise SystemExit(f"bench: {target.name}: {summary['bad']} non-2xx, {summary['broken']} socket errors\n{output}")
     requests = summary["requests"]
     return {
+        "requests": requests,
         "per_s": requests / (summary["us"] / 1e6),
         "p50_ms": summary["p50_us"] / 1000,
         "p99_ms": summary["p99_us"] / 1000,
@@ -276,6 +281,22 @@ def open_loop(target: Target, stack: Stack, rate: float, seconds: float, base: i
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
         "cpu_ms": cpu * 1000 / len(latencies),
     }
+
+
+def memory_run(mix: list[Target], stack: Stack, requests: int, base: int, work: Path) -> dict[str, Any]:
+    """RSS of each Bookwell worker once half of `requests` and once all of them were answered, sent in
+    10-second closed-loop runs cycling through `mix`; the growth between the two is where a leak shows."""
+    sent, halfway, n = 0, None, 0
+    while sent < requests:
+        target = mix[n % len(mix)]
+        sent += int(closed_loop(target, stack, 10, base + n * 1_000_003, work)["requests"])
+        n += 1
+        if halfway is None and sent >= requests // 2:
+            halfway = (sent, worker_rss_mb(stack.masters["bookwell"]))
+    assert halfway is not None
+    end = worker_rss_mb(stack.masters["bookwell"])
+    growth = [round((after / before - 1) * 100, 1) for before, after in zip(halfway[1], end, strict=True)]
+    return {"requests": sent, "halfway": halfway[0], "rss_mb_halfway": halfway[1], "rss_mb": end, "growth_pct": growth}
 
 
 def pgbench(url: str, seconds: float) -> float:
@@ -377,7 +398,7 @@ def chosen_targets(every: list[Target], only: list[str]) -> list[Target]:
     return [t for t in every if not only or t.name.startswith(tuple(only))]
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres", help="admin URL")
     parser.add_argument("--seconds", type=int, default=10, help="per closed-loop and open-model run")
@@ -385,8 +406,13 @@ def main() -> None:
     parser.add_argument("--open-share", type=float, default=0.6, help="open-model rate, share of the closed-loop peak")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--memory", type=int, default=100_000, help="requests of the memory run (0: none)")
     parser.add_argument("--only", action="append", default=[], help="a target name's prefix (repeatable); default all")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments()
     tool("wrk"), tool("pgbench")  # before anything starts
     with (
         scratch_database(args.postgres) as database,
@@ -448,6 +474,9 @@ def main() -> None:
                 print(json.dumps(line), flush=True)
             report["rss_mb"] = worker_rss_mb(bookwell.pid)
             print(json.dumps(report), flush=True)
+            if args.memory:
+                mix = [t for t in targets(stack, ids, booking_id) if t.server == "bookwell" and "31 days" not in t.name]
+                print(json.dumps({"memory": memory_run(mix, stack, args.memory, base, work)}), flush=True)
 
 
 if __name__ == "__main__":
