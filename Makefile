@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 MODELS := src/bookwell/contract/v1.py
+INTEROP := tests/interop/node
 CODEGEN = $(BIN)/datamodel-codegen --input src/bookwell/contract/openapi/v1.yaml --input-file-type openapi \
 	--output-model-type pydantic_v2.BaseModel --openapi-scopes schemas paths parameters \
 	--use-operation-id-as-name --target-python-version 3.11 --formatters ruff-format \
@@ -25,11 +26,16 @@ $(VENV)/.dev: requirements-dev.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@ $(VENV)/.runtime
 
+# The npm verifier the webhook interop test checks deliveries with (tests/interop); skipped, and said so, without npm.
+$(INTEROP)/node_modules/.package-lock.json: $(INTEROP)/package-lock.json
+	@if command -v npm >/dev/null; then npm ci --prefix $(INTEROP) --no-audit --no-fund --silent; \
+	else echo "npm not found: the webhook interop test with the npm verifier will be skipped (apt-get install nodejs npm)"; fi
+
 run: $(VENV)/.runtime  ## Migrate, then run api (http://$(HOST):$(PORT)), relay, worker and scheduler; Ctrl-C stops all
 	BOOKWELL_LOG_FORMAT=$${BOOKWELL_LOG_FORMAT:-console} $(BIN)/bookwell db upgrade
 	BOOKWELL_HTTP_BIND=$(HOST):$(PORT) BOOKWELL_LOG_FORMAT=$${BOOKWELL_LOG_FORMAT:-console} PYTHONUNBUFFERED=1 $(BIN)/honcho --no-colour start --procfile Procfile
 
-test: $(VENV)/.dev lint typecheck imports contract-check  ## Every gate, then every test
+test: $(VENV)/.dev $(INTEROP)/node_modules/.package-lock.json lint typecheck imports contract-check  ## Every gate, then every test
 	$(BIN)/pytest
 
 test-busy: $(VENV)/.dev  ## The crash-safety and chaos tests, 3 rounds in a row, with every core busy with another process

@@ -33,12 +33,14 @@ REDIS_URL = os.environ.get("BOOKWELL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
 RABBITMQ_URL = os.environ.get("BOOKWELL_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 NATS_URL = os.environ.get("BOOKWELL_TEST_NATS_URL", "nats://127.0.0.1:4222")
 CHROMEDRIVER = os.environ.get("BOOKWELL_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")  # Debian's chromium-driver
+NODE_INTEROP = str(Path(__file__).resolve().parent / "interop" / "node")  # `make test` runs `npm ci` there
 SERVICES = {
     "postgresql": POSTGRES_ADMIN_URL,
     "redis": REDIS_URL,
     "rabbitmq": RABBITMQ_URL,
     "nats": NATS_URL,
     "chromium": CHROMEDRIVER,  # a headless browser for the reference page, not a server
+    "node": NODE_INTEROP,  # the npm Standard Webhooks verifier, for the webhook interop test
 }
 REQUIRE_SERVICES = os.environ.get("BOOKWELL_TEST_REQUIRE_SERVICES") == "1"
 
@@ -48,6 +50,10 @@ def _probe(name: str, url: str) -> str | None:
     if name == "chromium":
         found = os.access(url, os.X_OK) and shutil.which("chromium") is not None
         return None if found else "no chromium with chromedriver (apt-get install chromium chromium-driver)"
+    if name == "node":
+        installed = Path(url, "node_modules", "standardwebhooks", "package.json").is_file()
+        found = installed and shutil.which("node") is not None
+        return None if found else "no node with the interop receiver's packages (apt-get install nodejs npm; make test)"
     try:
         if name == "postgresql":
             with psycopg.connect(url, connect_timeout=2):

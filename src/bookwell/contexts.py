@@ -16,6 +16,7 @@ CONTEXTS: Sequence[str] = (
     "bookwell.catalog",
     "bookwell.payments",
     "bookwell.booking",  # after payments: the booking saga charges through the Payments facade
+    "bookwell.notifications",
 )
 
 

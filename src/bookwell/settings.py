@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import re
 import sys
@@ -197,6 +198,25 @@ class Settings(BaseSettings):
         default=5, ge=1, le=100, description="Failures in a row that open the provider's circuit breaker."
     )
     payment_breaker_reset_s: float = Field(default=10.0, gt=0, description="How long the breaker stays open.")
+    webhook_allowed_networks: str = Field(
+        default="",
+        description="Comma-separated networks (CIDR) webhook endpoints may reach although they are loopback,"
+        " private or link-local, over `http` too (tests, private deployments); in `development` loopback always may.",
+    )
+    webhook_connect_timeout_s: float = Field(default=3.0, gt=0, le=30, description="Connecting to a receiver.")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60, description="A receiver's answer, once connected.")
+    webhook_secret_grace_s: float = Field(
+        default=86400.0, ge=0, description="How long a rotated-out signing secret keeps signing beside the new one."
+    )
+    webhook_disable_after_s: float = Field(
+        default=432000.0, gt=0, description="An endpoint whose every attempt failed this long is disabled (5 days)."
+    )
+    webhook_dispatch_every_s: float = Field(
+        default=1.0, gt=0, description="How often the scheduler looks for webhook deliveries that are due."
+    )
+    webhook_endpoint_concurrency: int = Field(
+        default=2, ge=1, le=32, description="Attempts to one endpoint in flight at once (one while it is failing)."
+    )
     saga_sweep_every_s: float = Field(default=5.0, gt=0, description="How often waiting saga steps are looked for.")
     saga_lease_s: float = Field(
         default=60.0,
@@ -268,6 +288,15 @@ class Settings(BaseSettings):
     def _provider_needs_url(self) -> Settings:
         if self.payment_provider == "http" and not self.payment_provider_url:
             raise ValueError("BOOKWELL_PAYMENT_PROVIDER_URL is required when BOOKWELL_PAYMENT_PROVIDER is http")
+        return self
+
+    @model_validator(mode="after")
+    def _webhook_networks_parse(self) -> Settings:
+        for network in filter(None, (part.strip() for part in self.webhook_allowed_networks.split(","))):
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"BOOKWELL_WEBHOOK_ALLOWED_NETWORKS: {network!r} is not a network (CIDR)") from None
         return self
 
     @model_validator(mode="after")

@@ -100,12 +100,7 @@ def app(sqlite_database: Database) -> Flask:
     return create_app(settings, container=bootstrap(settings, database=sqlite_database))
 
 
-@pytest.fixture
-def relay(app: Flask) -> Callable[[], int]:
-    """Run the relay until the outbox is empty (the event log shows delivered events); how many it delivered."""
-    container = app.extensions["bookwell.container"]
-    relay = Relay(container.database, container.subscriptions, container.jobs.enqueue)
-
+def _drain(relay: Relay) -> Callable[[], int]:
     def drain() -> int:
         total = 0
         while delivered := relay.relay_once():
@@ -113,6 +108,21 @@ def relay(app: Flask) -> Callable[[], int]:
         return total
 
     return drain
+
+
+@pytest.fixture
+def relay(app: Flask) -> Callable[[], int]:
+    """Run the relay until the outbox is empty (the event log shows delivered events); how many it delivered."""
+    container = app.extensions["bookwell.container"]
+    return _drain(Relay(container.database, container.subscriptions, container.jobs.enqueue))
+
+
+@pytest.fixture
+def relay_and_handle(app: Flask) -> Callable[[], int]:
+    """`relay`, with each event's handlers run at once, as a worker would run their jobs."""
+    container = app.extensions["bookwell.container"]
+    jobs = container.jobs
+    return _drain(Relay(container.database, container.subscriptions, lambda d, _c: jobs.deliver(d.event_id, d.handler)))
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from tests.api.conftest import Api
 from tests.api.test_bookings import at
 from tests.api.test_bookings import key
 from tests.api.test_bookings import resource
+from tests.support.webhooks import attempt_at_once
 
 PRICE = {"amount": 2500, "currency": "EUR"}
 
@@ -126,8 +127,11 @@ class System:
 
 @pytest.fixture
 def system(database: Database) -> System:
-    settings = database.settings.model_copy(update={"job_backoff_base_s": 0.01, "job_backoff_cap_s": 0.05})
+    settings = database.settings.model_copy(
+        update={"job_backoff_base_s": 0.01, "job_backoff_cap_s": 0.05, "webhook_allowed_networks": "127.0.0.0/8"}
+    )
     container = bootstrap(settings, database=database)
+    attempt_at_once(container)
     app: Flask = create_app(settings, container=container)
     _, token = identity_service.create_organization(uow=container.unit_of_work(IdentityUnitOfWork)(), name="Pay")
     return System(Api(app.test_client(), token), container)

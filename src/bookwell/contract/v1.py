@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from pydantic import AnyUrl, AwareDatetime, BaseModel, ConfigDict, Field, RootModel, conint, constr
-from enum import StrEnum
+from enum import Enum, StrEnum
 from typing import Any
 from bookwell.contract.types import Instant
 
@@ -454,6 +454,7 @@ class EventType(StrEnum):
     payment_captured = "payment.captured"
     payment_failed = "payment.failed"
     payment_refunded = "payment.refunded"
+    webhook_endpoint_disabled = "webhook_endpoint.disabled"
 
 
 class Data(BaseModel):
@@ -475,6 +476,160 @@ class EventList(BaseModel):
 
 class ResourceList(BaseModel):
     data: list[Resource]
+    has_more: bool
+    next_cursor: str | None = Field(..., examples=["eyJrIjpbIjIwMjYtMTEtMzBUMDk6MTU6MDBaIl19.3q2-7w"])
+
+
+class WebhookEndpointId(RootModel[constr(pattern=r"^whe_[0-9A-Z]{26}$", max_length=30)]):
+    root: constr(pattern=r"^whe_[0-9A-Z]{26}$", max_length=30) = Field(..., examples=["whe_01KBA0PHH0QW3XQ3C3Y7D5T8MN"])
+
+
+class WebhookDeliveryId(RootModel[constr(pattern=r"^whd_[0-9A-Z]{26}$", max_length=30)]):
+    root: constr(pattern=r"^whd_[0-9A-Z]{26}$", max_length=30) = Field(..., examples=["whd_01KBA0PHH0D2WJ4N6Q8R0S1T3V"])
+
+
+class WebhookUrl(RootModel[AnyUrl]):
+    root: AnyUrl = Field(..., examples=["https://partner.example.com/bookwell/webhooks"])
+
+
+class WebhookDescription(RootModel[constr(max_length=500)]):
+    root: constr(max_length=500) = Field(..., examples=["Partner CRM"])
+
+
+class WebhookEventSelector(StrEnum):
+    field_ = "*"
+    resource__ = "resource.*"
+    booking__ = "booking.*"
+    payment__ = "payment.*"
+    webhook_endpoint__ = "webhook_endpoint.*"
+    resource_created = "resource.created"
+    resource_updated = "resource.updated"
+    resource_deleted = "resource.deleted"
+    booking_created = "booking.created"
+    booking_confirmed = "booking.confirmed"
+    booking_failed = "booking.failed"
+    booking_expired = "booking.expired"
+    booking_cancelled = "booking.cancelled"
+    payment_captured = "payment.captured"
+    payment_failed = "payment.failed"
+    payment_refunded = "payment.refunded"
+    webhook_endpoint_disabled = "webhook_endpoint.disabled"
+
+
+class WebhookEventSelectors(RootModel[list[WebhookEventSelector]]):
+    root: list[WebhookEventSelector] = Field(
+        ..., examples=[["booking.*", "payment.refunded"]], max_length=20, min_length=1
+    )
+
+
+class WebhookEndpointCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    url: WebhookUrl
+    event_types: WebhookEventSelectors
+    description: WebhookDescription | None = None
+    active: bool | None = True
+
+
+class WebhookEndpointUpdate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    url: WebhookUrl | None = None
+    event_types: WebhookEventSelectors | None = None
+    description: WebhookDescription | None = None
+    active: bool | None = None
+
+
+class DisabledReason(Enum):
+    gone = "gone"
+    failing = "failing"
+    NoneType_None = None
+
+
+class WebhookEndpoint(BaseModel):
+    id: WebhookEndpointId
+    url: WebhookUrl
+    event_types: WebhookEventSelectors
+    description: str | None = Field(..., examples=["Partner CRM"])
+    active: bool
+    disabled_reason: DisabledReason | None = Field(
+        ...,
+        description="Why Bookwell stopped sending (null while active, or when a client set `active` false): `gone`, the receiver answered 410; `failing`, every attempt failed for `BOOKWELL_WEBHOOK_DISABLE_AFTER_S` (5 days by default).",
+        examples=[None],
+    )
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class WebhookEndpointWithSecret(WebhookEndpoint):
+    secret: str | None = Field(
+        ...,
+        description="The signing secret (`whsec_` and the base64 of 32 bytes), shown once, in the first answer; null in an idempotent replay of it. Bookwell stores no copy of it.",
+        examples=["whsec_RVhBTVBMRS1vbmx5LW5ldmVyLWEtcmVhbC1zZWNyZXQ="],
+    )
+
+
+class WebhookEndpointList(BaseModel):
+    data: list[WebhookEndpoint]
+    has_more: bool
+    next_cursor: str | None = Field(..., examples=["eyJrIjpbIjIwMjYtMTEtMzBUMDk6MTU6MDBaIl19.3q2-7w"])
+
+
+class WebhookReplay(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    since: Timestamp
+
+
+class WebhookReplayed(BaseModel):
+    deliveries: conint(ge=0) = Field(..., description="How many deliveries are now due.", examples=[12])
+
+
+class WebhookDeliveryStatus(StrEnum):
+    pending = "pending"
+    succeeded = "succeeded"
+    dead = "dead"
+
+
+class WebhookDelivery(BaseModel):
+    id: WebhookDeliveryId
+    endpoint_id: WebhookEndpointId
+    event_id: EventId
+    event_type: str = Field(..., examples=["booking.confirmed"])
+    status: WebhookDeliveryStatus
+    attempts: conint(ge=0) = Field(..., description="Attempts made so far.", examples=[1])
+    next_attempt_at: AwareDatetime | None = Field(
+        ...,
+        description="When the next attempt is due (null once it succeeded or is dead).",
+        examples=["2026-11-30T09:20:00Z"],
+    )
+    last_status_code: int | None = Field(
+        ..., description="The HTTP status of the last attempt (null when it got none).", examples=[200]
+    )
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class WebhookAttempt(BaseModel):
+    number: conint(ge=1) = Field(..., examples=[1])
+    started_at: Timestamp
+    status_code: int | None = Field(..., examples=[200])
+    latency_ms: conint(ge=0) = Field(..., examples=[84])
+    error: str | None = Field(
+        ..., description="Why no status came back: `timeout`, `connect_failed`, `url_forbidden`, ...", examples=[None]
+    )
+    response_body: str | None = Field(..., description="The first 1 KiB of the answer's body.", examples=["ok"])
+
+
+class WebhookDeliveryWithAttempts(WebhookDelivery):
+    attempt_log: list[WebhookAttempt]
+
+
+class WebhookDeliveryList(BaseModel):
+    data: list[WebhookDelivery]
     has_more: bool
     next_cursor: str | None = Field(..., examples=["eyJrIjpbIjIwMjYtMTEtMzBUMDk6MTU6MDBaIl19.3q2-7w"])
 
@@ -525,6 +680,21 @@ class ListEventsParametersQuery(BaseModel):
         None, examples=["eyJrIjpbIjIwMjYtMTEtMzBUMDk6MTU6MDBaIl19.3q2-7w"]
     )
     type: EventType | None = None
+
+
+class ListWebhookEndpointsParametersQuery(BaseModel):
+    limit: conint(ge=1, le=100) | None = 20
+    cursor: constr(min_length=1, max_length=512) | None = Field(
+        None, examples=["eyJrIjpbIjIwMjYtMTEtMzBUMDk6MTU6MDBaIl19.3q2-7w"]
+    )
+
+
+class ListWebhookDeliveriesParametersQuery(BaseModel):
+    limit: conint(ge=1, le=100) | None = 20
+    cursor: constr(min_length=1, max_length=512) | None = Field(
+        None, examples=["eyJrIjpbIjIwMjYtMTEtMzBUMDk6MTU6MDBaIl19.3q2-7w"]
+    )
+    status: WebhookDeliveryStatus | None = None
 
 
 class GetContractResponse(BaseModel):

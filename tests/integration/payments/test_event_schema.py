@@ -18,6 +18,7 @@ from tests.api.test_bookings import at
 from tests.api.test_bookings import key
 from tests.api.test_bookings import resource
 from tests.integration.conftest import System
+from tests.support.webhooks import Receiver
 
 EVENTS_V1 = CONTRACT_V1.parents[1] / "events" / "v1.yaml"
 
@@ -70,6 +71,15 @@ def test_every_event_type_is_produced_and_its_payload_matches_the_schema(system:
     system.lapse_hold(lapsing["id"])
     booking_service.expire_all_holds(uow=system.container.unit_of_work(BookingUnitOfWork))
     system.drive()
+
+    receiver = Receiver(status=410)  # a partner gone: its endpoint is disabled (webhook_endpoint.disabled)
+    try:
+        hook = {"url": receiver.url, "event_types": ["resource.created"]}
+        assert api.post("/v1/webhook-endpoints", json=hook).status_code == 201
+        resource(api)
+        system.drive()
+    finally:
+        receiver.close()
 
     validators = _validators()
     with system.database.engine.connect() as connection:
