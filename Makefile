@@ -46,6 +46,7 @@ bench: $(VENV)/.dev  ## Benchmarks against local PostgreSQL, NATS, Redis and Rab
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/embedded_broker.py
 	$(BIN)/python bench/request_path.py
+	$(BIN)/python bench/webhooks.py
 	command -v wrk >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null)
 	$(BIN)/python bench/api.py
 

@@ -53,6 +53,20 @@ def check_rate_limit(quota: int, window_s: int) -> None:
         )
 
 
+MAX_DELAY_S = 30 * 86400.0
+
+
+def parse_delays(value: str) -> tuple[float, ...]:
+    """`5,300,1800`: seconds, each more than 0 and at most 30 days; at least one and at most 30."""
+    try:
+        delays = tuple(float(part) for part in value.split(","))
+    except ValueError:
+        raise ValueError(f"{value!r} is not a comma-separated list of seconds") from None
+    if not 1 <= len(delays) <= 30 or any(not 0 < delay <= MAX_DELAY_S for delay in delays):  # NaN and inf too
+        raise ValueError("between 1 and 30 delays, each more than 0 seconds and at most 30 days")
+    return delays
+
+
 def default_data_dir() -> Path:
     """`var/` in the source checkout Bookwell runs from; installed as a package,
     `$XDG_DATA_HOME/bookwell` (by default `~/.local/share/bookwell`)."""
@@ -211,6 +225,11 @@ class Settings(BaseSettings):
     webhook_disable_after_s: float = Field(
         default=432000.0, gt=0, description="An endpoint whose every attempt failed this long is disabled (5 days)."
     )
+    webhook_retry_schedule_s: str = Field(
+        default="5,300,1800,7200,18000,36000,50400,72000,86400",
+        description="Seconds from a failed webhook attempt to the next (each ±10 %); after the last, the delivery"
+        " is dead. The default spans about three days.",
+    )
     webhook_dispatch_every_s: float = Field(
         default=1.0, gt=0, description="How often the scheduler looks for webhook deliveries that are due."
     )
@@ -291,7 +310,11 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _webhook_networks_parse(self) -> Settings:
+    def _webhook_settings_parse(self) -> Settings:
+        try:
+            parse_delays(self.webhook_retry_schedule_s)
+        except ValueError as error:
+            raise ValueError(f"BOOKWELL_WEBHOOK_RETRY_SCHEDULE_S: {error}") from None
         for network in filter(None, (part.strip() for part in self.webhook_allowed_networks.split(","))):
             try:
                 ipaddress.ip_network(network, strict=False)

@@ -62,6 +62,8 @@ def test_patch_needs_the_current_version_and_delete_removes_it(api: Api) -> None
         '"v2"',
     )
     problem(api.patch(path, json={"active": True}, headers={"If-Match": '"v1"'}), 412, "precondition_failed")
+    problem(api.patch(path, json={}, headers={"If-Match": '"v2"'}), 422, "validation_failed")
+    problem(api.post(path + "/test"), 409, "webhook_endpoint_inactive")
     assert api.get(path, headers={"If-None-Match": '"v2"'}).status_code == 304
     problem(api.delete(path, headers={"If-Match": '"v1"'}), 412, "precondition_failed")
     assert api.delete(path, headers={"If-Match": '"v2"'}).status_code == 204
@@ -127,7 +129,7 @@ def test_rotation_gives_a_new_secret_and_signs_with_both_during_the_grace_period
 
 
 def test_events_become_deliveries_listed_filtered_retried_and_replayed(
-    api: Api, relay_and_handle: Callable[[], int]
+    app: Flask, api: Api, relay_and_handle: Callable[[], int]
 ) -> None:
     endpoint = create(api)
     other = create(api, event_types=["booking.*"])
@@ -140,10 +142,23 @@ def test_events_become_deliveries_listed_filtered_retried_and_replayed(
     assert api.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries?status=dead").get_json()["data"] == []
     one = listed["data"][0]
     full = api.get(f"/v1/webhook-deliveries/{one['id']}").get_json()
-    assert full["attempt_log"] == [] or all(a["number"] >= 1 for a in full["attempt_log"])
+    # No worker runs here, so nothing was attempted: the delivery waits, due since it was made.
+    assert (full["status"], full["attempts"], full["attempt_log"]) == ("pending", 0, [])
+    database = app.extensions["bookwell.container"].database
+    with database.engine.begin() as connection:  # as if its schedule had run out
+        connection.execute(
+            webhook_deliveries.update()
+            .where(webhook_deliveries.c.id == one["id"])
+            .values(status="dead", next_attempt_at=None, scheduled_attempts=9)
+        )
+    assert (
+        api.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries?status=dead").get_json()["data"][0]["id"]
+        == one["id"]
+    )
     retried = api.post(f"/v1/webhook-deliveries/{one['id']}/retry")
     assert retried.status_code == 202
-    assert retried.get_json()["status"] == "pending"
+    assert (retried.get_json()["status"], retried.get_json()["next_attempt_at"] is not None) == ("pending", True)
+    assert api.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries?status=dead").get_json()["data"] == []
     replayed = api.post(f"/v1/webhook-endpoints/{endpoint['id']}/replay", json={"since": "2020-01-01T00:00:00Z"})
     assert (replayed.status_code, replayed.get_json()) == (202, {"deliveries": 2})
     # A replay re-sends the same deliveries (same webhook-id), it does not add copies.
@@ -152,6 +167,10 @@ def test_events_become_deliveries_listed_filtered_retried_and_replayed(
     assert api.post(
         f"/v1/webhook-endpoints/{late['id']}/replay", json={"since": "2020-01-01T00:00:00Z"}
     ).get_json() == {"deliveries": 2}
+    # Times at the ends of what RFC 3339 writes are within or after the log, never an error.
+    for since, count in (("0001-01-01T00:00:00+01:00", 2), ("9999-12-31T23:59:59-01:00", 0)):
+        replayed = api.post(f"/v1/webhook-endpoints/{late['id']}/replay", json={"since": since})
+        assert (replayed.status_code, replayed.get_json()) == (202, {"deliveries": count}), since
 
 
 def test_another_organizations_endpoints_and_deliveries_answer_404(api: Api, make_org: Any) -> None:

@@ -9,6 +9,7 @@ import queue
 import subprocess
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from dataclasses import field
 from http.server import BaseHTTPRequestHandler
@@ -26,12 +27,23 @@ from tests.conftest import NODE_INTEROP
 
 
 def attempt_at_once(container: Registry) -> Webhooks:
-    """Make the container's webhook attempts at once, in the dispatching thread, instead of sending jobs."""
+    """Make the container's webhook attempts at once, in the dispatching thread, instead of sending
+    jobs: one after another (an attempt dispatches again, which would otherwise nest)."""
     webhooks = container.lookup(Dispatcher)
     assert isinstance(webhooks, Webhooks)
+    waiting: deque[tuple[str, str]] = deque()
+    running = threading.local()
 
-    def attempt_now(_task: str, delivery_id: str) -> None:
-        webhooks.attempt(delivery_id)
+    def attempt_now(_task: str, delivery_id: str, token: str) -> None:
+        waiting.append((delivery_id, token))
+        if getattr(running, "busy", False):
+            return
+        running.busy = True
+        try:
+            while waiting:
+                webhooks.attempt(*waiting.popleft())
+        finally:
+            running.busy = False
 
     webhooks.send_job = attempt_now
     return webhooks
@@ -40,12 +52,19 @@ def attempt_at_once(container: Registry) -> Webhooks:
 @dataclass
 class Receiver:
     """A Python receiver on the PyPI verifier: answers `status` (204 when it verifies, unless told
-    otherwise) and records which of `secrets` verified each delivery."""
+    otherwise, with `location` if given; 500 to the first `fails_first` attempts of each webhook-id
+    and to every attempt before `failing_until`, a `time.time()`) and records which of `secrets`
+    verified each delivery."""
 
     secrets: list[str] = field(default_factory=list)
     status: int | None = None  # None: 204 if it verifies, 400 if not
-    seen: list[tuple[str, list[int], float]] = field(default_factory=list)  # (webhook-id, verified by, at)
+    fails_first: int = 0
+    failing_until: float = 0.0
+    location: str | None = None  # sent as `Location` (with a 3xx `status`)
+    # (webhook-id, indexes of the secrets that verified it, when, the status answered)
+    seen: list[tuple[str, list[int], float, int]] = field(default_factory=list)
     port: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         receiver = self
@@ -61,9 +80,16 @@ class Receiver:
                         verified.append(index)
                     except WebhookVerificationError:
                         pass
-                receiver.seen.append((headers.get("webhook-id", ""), verified, time.time()))
-                status = receiver.status or (204 if verified else 400)
+                message_id = headers.get("webhook-id", "")
+                with receiver.lock:
+                    earlier = sum(1 for seen in receiver.seen if seen[0] == message_id)
+                    status = receiver.status or (204 if verified else 400)
+                    if earlier < receiver.fails_first or time.time() < receiver.failing_until:
+                        status = 500
+                    receiver.seen.append((message_id, verified, time.time(), status))
                 self.send_response(status)
+                if receiver.location:
+                    self.send_header("Location", receiver.location)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -77,6 +103,10 @@ class Receiver:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
+
+    def accepted(self) -> list[str]:
+        """The webhook-ids answered 2xx having verified, once per attempt so answered."""
+        return [seen[0] for seen in self.seen if seen[1] and 200 <= seen[3] < 300]
 
     def close(self) -> None:
         self.server.shutdown()

@@ -621,7 +621,11 @@ class WebhookAttempt(BaseModel):
     error: str | None = Field(
         ..., description="Why no status came back: `timeout`, `connect_failed`, `url_forbidden`, ...", examples=[None]
     )
-    response_body: str | None = Field(..., description="The first 1 KiB of the answer's body.", examples=["ok"])
+    response_body: str | None = Field(
+        ...,
+        description="Up to the first 1 KiB of the answer's body as it came (never decompressed), read as UTF-8 with what does not decode replaced; null when no answer came.",
+        examples=["ok"],
+    )
 
 
 class WebhookDeliveryWithAttempts(WebhookDelivery):

@@ -14,7 +14,6 @@ from bookwell.notifications import domain
 from bookwell.notifications import service
 from bookwell.notifications.domain import Delivery
 from bookwell.notifications.domain import DeliveryStatus
-from bookwell.notifications.domain import EndpointNotFound
 from bookwell.notifications.ports import Dispatcher
 from bookwell.notifications.ports import NotificationsUnitOfWork
 from bookwell.platform.kernel.errors import DomainError
@@ -34,7 +33,8 @@ def webhooks() -> None:
     multiple=True,
     required=True,
     envvar="BOOKWELL_LISTEN_SECRET",
-    help="The endpoint's whsec_ secret (twice during a rotation: either verifies).",
+    help="The endpoint's whsec_ secret (twice during a rotation: either verifies); or BOOKWELL_LISTEN_SECRET,"
+    " space-separated, which other users' `ps` does not show.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 @click.option("--port", default=8787, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
@@ -154,12 +154,11 @@ def retry(registry: Registry, delivery_id: str) -> None:
 
 @webhooks.command("replay")
 @click.argument("endpoint_id")
-@click.option("--since", required=True, type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%SZ"]))
+@click.option("--since", required=True, type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z"]))  # %z takes `Z` too
 @click.pass_obj
 def replay(registry: Registry, endpoint_id: str, since: datetime) -> None:
-    """Send again every event the endpoint takes that was recorded since SINCE (RFC 3339, UTC)."""
-    if since.tzinfo is None:
-        since = since.replace(tzinfo=datetime.now().astimezone().tzinfo).astimezone()
+    """Send again every event the endpoint takes that was recorded since SINCE (RFC 3339 with an
+    offset or `Z`; the log keeps 30 days)."""
     try:
         count = service.replay(
             uow=registry.unit_of_work(NotificationsUnitOfWork)(),
@@ -168,6 +167,6 @@ def replay(registry: Registry, endpoint_id: str, since: datetime) -> None:
             since=since,
             kick=registry.lookup(Dispatcher).kick,
         )
-    except (EndpointNotFound, DomainError) as error:
+    except DomainError as error:
         raise click.ClickException(error.detail) from error
     click.echo(f"{count} deliveries due now")

@@ -14,6 +14,7 @@ import random
 import secrets
 from collections.abc import Iterable
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
@@ -21,6 +22,7 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+from bookwell.platform.kernel.errors import Conflict
 from bookwell.platform.kernel.errors import FieldError
 from bookwell.platform.kernel.errors import InvalidInput
 from bookwell.platform.kernel.errors import NotFound
@@ -46,7 +48,8 @@ EVENT_TYPES: frozenset[str] = frozenset(
 )
 TEST_EVENT = "webhook.test"  # sent by `POST .../test` to one endpoint; never in the event log
 
-# After the first attempt fails, the next ones wait these long (each ±10 %): about three days in all.
+# After the first attempt fails, the next ones wait these long (each ±10 %): about three days in all
+# (the default of BOOKWELL_WEBHOOK_RETRY_SCHEDULE_S).
 RETRY_SCHEDULE_S: tuple[float, ...] = (5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 JITTER = 0.1
 MAX_RETRY_AFTER_S = 86400.0  # a receiver's Retry-After is honoured up to a day
@@ -114,6 +117,13 @@ class UrlUnresolvable(UrlForbidden):
     code = "webhook_url_unresolvable"
 
 
+class EndpointInactive(Conflict):
+    """A test event to an endpoint that takes none until it is enabled again."""
+
+    code = "webhook_endpoint_inactive"
+    title = "Webhook endpoint inactive"
+
+
 class ReplayTooLarge(InvalidInput):
     code = "webhook_replay_too_large"
     title = "Too many events to replay at once"
@@ -165,14 +175,17 @@ class Endpoint:
             raise StaleEndpoint(f'The webhook endpoint has changed; its current ETag is "v{self.version}".')
 
     def update(self, changes: Mapping[str, Any], now: datetime) -> None:
-        """Apply a partial change (`url` already checked by the caller); re-activating clears why it stopped."""
+        """Apply a partial change (`url` already checked by the caller); re-activating clears why it
+        stopped and starts its days of failure afresh."""
+        if not changes:
+            raise InvalidInput("Name at least one of url, event_types, description and active to change.")
         if "event_types" in changes:
             self.event_types = selectors(changes["event_types"])
         if "url" in changes:
             self.url = checked_url(changes["url"])
         if "description" in changes:
             self.description = changes["description"]
-        if "active" in changes:
+        if "active" in changes and bool(changes["active"]) is not self.active:
             self.active = bool(changes["active"])
             self.disabled_reason = None
             if self.active:
@@ -265,15 +278,19 @@ class Delivery:
     last_status_code: int | None
     created_at: datetime
     updated_at: datetime
+    claim: str | None = None  # the token of the dispatch that holds it; only that dispatch's job attempts it
+    claimed_until: datetime | None = None  # the claim lapses then: the delivery is due again, for a new claim
     attempt_log: tuple[Attempt, ...] = field(default=())
 
-    def after(self, attempt: Attempt, rng: random.Random | None = None) -> Delivery:
-        """This delivery once `attempt` is recorded: succeeded, due again on the schedule, or dead."""
+    def after(
+        self, attempt: Attempt, schedule: Sequence[float] = RETRY_SCHEDULE_S, rng: random.Random | None = None
+    ) -> Delivery:
+        """This delivery once `attempt` is recorded: succeeded, due again on `schedule`, or dead."""
         made = self.scheduled_attempts + 1
         delay = (
             None
             if succeeded(attempt) or attempt.status_code == 410
-            else retry_delay_s(made, attempt.retry_after_s, rng)
+            else retry_delay_s(made, attempt.retry_after_s, schedule, rng)
         )
         status = (
             DeliveryStatus.SUCCEEDED if succeeded(attempt) else DeliveryStatus.DEAD if delay is None else self.status
@@ -297,11 +314,16 @@ def succeeded(attempt: Attempt) -> bool:
     return attempt.status_code is not None and 200 <= attempt.status_code < 300
 
 
-def retry_delay_s(attempts_made: int, retry_after_s: float | None, rng: random.Random | None = None) -> float | None:
+def retry_delay_s(
+    attempts_made: int,
+    retry_after_s: float | None,
+    schedule: Sequence[float] = RETRY_SCHEDULE_S,
+    rng: random.Random | None = None,
+) -> float | None:
     """How long after its `attempts_made`-th failed attempt a delivery is tried again; None: it is dead."""
-    if attempts_made > len(RETRY_SCHEDULE_S):
+    if attempts_made > len(schedule):
         return None
-    base = RETRY_SCHEDULE_S[attempts_made - 1]
+    base = schedule[attempts_made - 1]
     delay = base * (rng or random).uniform(1 - JITTER, 1 + JITTER)
     if retry_after_s is not None:
         delay = max(delay, min(retry_after_s, MAX_RETRY_AFTER_S))

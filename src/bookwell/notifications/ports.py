@@ -82,22 +82,35 @@ class DeliveryRepository(Protocol):
         given more than its free slots of `per_endpoint` claims (of one while it is failing)."""
         ...
 
-    def claim(self, delivery_ids: Sequence[str], now: datetime, *, until: datetime) -> Sequence[str]:
-        """Claim those of `delivery_ids` that are still due and unclaimed, until `until`; the ids claimed."""
+    def take_dispatch_turn(self) -> None:
+        """Wait until no other transaction is dispatching, and hold the turn until this one ends."""
         ...
 
-    def record(self, after: Delivery, attempt: Attempt) -> bool:
-        """Store an attempt and the delivery's state after it, if the delivery is still pending."""
+    def claim(self, delivery_ids: Sequence[str], now: datetime, *, until: datetime, token: str) -> Sequence[str]:
+        """Claim those of `delivery_ids` that are still due and unclaimed, for `token` until `until`;
+        the ids claimed."""
         ...
 
-    def restart(self, deliveries: Sequence[Delivery]) -> None:
-        """Store deliveries put back on a fresh schedule (`Delivery.again`)."""
+    def record(self, after: Delivery, attempt: Attempt, *, token: str) -> bool:
+        """Log an attempt made under the claim `token`; if the delivery is still pending under that
+        claim, store its state after it and release the claim. Whether the state was stored (an
+        attempt whose claim was taken over or restarted meanwhile is logged, and changes nothing else)."""
+        ...
+
+    def release(self, delivery_id: str, token: str) -> None:
+        """Give up the claim `token` on a delivery without an attempt: it is due again at once."""
+        ...
+
+    def restart(self, delivery_ids: Sequence[str], now: datetime) -> None:
+        """Make deliveries pending and due at `now` on a fresh schedule (`Delivery.again`); one being
+        attempted right now (claimed, its claim live) is left to that attempt, which goes now anyway."""
         ...
 
 
 class LoggedEvents(Protocol):
     def since(self, organization_id: str, since: datetime, types: Sequence[str], limit: int) -> Sequence[EventToSend]:
-        """Up to `limit` of the organization's delivered events of `types` recorded at or after `since`, in order."""
+        """Up to `limit` of the organization's delivered events of `types` recorded at or after `since`
+        (at most the log's retention ago), in order."""
         ...
 
 

@@ -20,6 +20,7 @@ from bookwell.notifications.tasks import DISPATCH
 from bookwell.notifications.tasks import FAN_OUT
 from bookwell.notifications.tasks import Webhooks
 from bookwell.platform.registry import Registry
+from bookwell.settings import parse_delays
 
 commands: tuple[click.Command, ...] = (webhooks,)
 CLAIM_MARGIN_S = 120.0  # a claimed attempt's job may wait this long in the broker before it is claimed again
@@ -41,6 +42,7 @@ def register(registry: Registry) -> None:
         concurrency=settings.webhook_endpoint_concurrency,
         lease=timedelta(seconds=settings.webhook_connect_timeout_s + settings.webhook_timeout_s + CLAIM_MARGIN_S),
         disable_after=timedelta(seconds=settings.webhook_disable_after_s),
+        schedule=parse_delays(settings.webhook_retry_schedule_s),
     )
     registry.add_unit_of_work(NotificationsUnitOfWork, uow)
     registry.inject(api.uow, uow)
@@ -48,7 +50,7 @@ def register(registry: Registry) -> None:
         policy=policy,
         secret_key=settings.secret_key,
         grace=timedelta(seconds=settings.webhook_secret_grace_s),
-        kick=hooks.kick,
+        kick=partial(registry.jobs.send, DISPATCH),  # a worker dispatches: no claims written in a request
     )
     registry.inject(api.wiring, lambda: wiring)
     registry.add_views(api.views)
@@ -56,7 +58,7 @@ def register(registry: Registry) -> None:
     registry.schedule(DISPATCH, settings.webhook_dispatch_every_s, hooks.dispatch)
 
     @registry.jobs.task(ATTEMPT)
-    def attempt(delivery_id: str) -> None:  # a plain function: Celery checks arguments against it
-        hooks.attempt(delivery_id)
+    def attempt(delivery_id: str, token: str) -> None:  # a plain function: Celery checks arguments against it
+        hooks.attempt(delivery_id, token)
 
     registry.provide(Dispatcher, hooks)

@@ -15,6 +15,7 @@ from bookwell.notifications.domain import Delivery
 from bookwell.notifications.domain import DeliveryNotFound
 from bookwell.notifications.domain import DeliveryStatus
 from bookwell.notifications.domain import Endpoint
+from bookwell.notifications.domain import EndpointInactive
 from bookwell.notifications.domain import EndpointNotFound
 from bookwell.notifications.domain import EventToSend
 from bookwell.notifications.domain import ReplayTooLarge
@@ -26,8 +27,8 @@ from bookwell.notifications.domain import new_delivery
 from bookwell.notifications.events import test_event
 from bookwell.notifications.ports import NotificationsUnitOfWork
 from bookwell.notifications.ports import UrlChecker
-from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.clock import utcnow
+from bookwell.platform.kernel.errors import Busy
 from bookwell.platform.kernel.ids import new_id
 from bookwell.platform.kernel.pages import Page
 from bookwell.platform.kernel.pages import PageRequest
@@ -123,7 +124,8 @@ def rotate_secret(
         endpoint = _current(uow, organization_id, endpoint_id, None)
         previous = endpoint.version
         endpoint.rotate_secret(utcnow(), grace)
-        _save(uow, endpoint, previous)
+        if not uow.endpoints.save(endpoint, previous_version=previous):  # no If-Match here: a race is a 409
+            raise Busy("The webhook endpoint changed while its secret was being rotated; rotate again.")
         uow.commit()
     return endpoint, derive_secret(secret_key, endpoint.secret_salt)
 
@@ -135,6 +137,8 @@ def send_test(
     now = utcnow()
     with uow:
         endpoint = _endpoint(uow, organization_id, endpoint_id)
+        if not endpoint.active:
+            raise EndpointInactive("The endpoint is disabled; enable it (PATCH active: true) to send it a test event.")
         event_id = new_id("evt")
         event = test_event(endpoint, event_id, now)
         delivery = new_delivery(
@@ -176,7 +180,7 @@ def retry_delivery(
         if delivery is None:
             raise DeliveryNotFound("No such webhook delivery.")
         again = delivery.again(utcnow())
-        uow.deliveries.restart([again])
+        uow.deliveries.restart([again.id], again.updated_at)
         uow.after_commit(kick)
         uow.commit()
     return again
@@ -190,17 +194,15 @@ def replay(
     since: datetime,
     kick: Callable[[], None],
 ) -> int:
-    """Deliver again, now, every event since `since` that the endpoint takes; how many."""
+    """Deliver again, now, every event still in the log since `since` that the endpoint takes; how many."""
     now = utcnow()
     with uow:
         endpoint = _endpoint(uow, organization_id, endpoint_id)
         events = uow.logged_events.since(organization_id, since, sorted(expand(endpoint.event_types)), REPLAY_LIMIT + 1)
         if len(events) > REPLAY_LIMIT:
-            raise ReplayTooLarge(
-                f"More than {REPLAY_LIMIT} events match since {rfc3339(since)}; replay from a later time first."
-            )
+            raise ReplayTooLarge(f"More than {REPLAY_LIMIT} events match; replay from a later `since` first.")
         known = uow.deliveries.of_events(endpoint.id, [event.id for event in events])
-        uow.deliveries.restart([known[event.id].again(now) for event in events if event.id in known])
+        uow.deliveries.restart([known[event.id].id for event in events if event.id in known], now)
         uow.deliveries.add([_delivery_of(endpoint, event, now) for event in events if event.id not in known])
         uow.after_commit(kick)
         uow.commit()

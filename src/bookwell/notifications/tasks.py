@@ -2,20 +2,24 @@
 
     event ─inbox─▶ fan_out: a delivery row per endpoint that takes it (in the inbox row's transaction)
                       └─ after commit: dispatch
-    dispatch (then, and every `webhook_dispatch_every_s` from the scheduler):
+    dispatch (then, as a job the API sends, and every `webhook_dispatch_every_s` from the scheduler):
         claim due deliveries, at most `webhook_endpoint_concurrency` per endpoint (one while it
-        fails), for a lease; send an attempt job for each
-    attempt job: sign, POST (no transaction open), then record the attempt and the delivery's
-        next state in one transaction: succeeded, due again on the schedule, or dead
+        fails), for a lease, under a token of this dispatch; send an attempt job for each
+    attempt job: unless the delivery is still pending under its job's token, nothing; else sign,
+        POST (no transaction open), then record the attempt and the delivery's next state in one
+        transaction: succeeded, due again on the schedule, or dead; then dispatch again (its slot is free)
 
 A worker that dies mid-attempt leaves its claim to lapse; the delivery is then due again and the
-next dispatch claims it, so no delivery waits on a job the broker lost. Receivers see an attempt
-at least once and deduplicate by `webhook-id`.
+next dispatch claims it under a new token, so no delivery waits on a job the broker lost, and a
+job the broker redelivers or that outlived its claim sends nothing out of turn. Receivers see an
+attempt at least once and deduplicate by `webhook-id`.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import datetime
 from datetime import timedelta
 
@@ -26,6 +30,7 @@ from bookwell.notifications import service
 from bookwell.notifications.adapters.http import WebhookSender
 from bookwell.notifications.adapters.sql import to_send
 from bookwell.notifications.domain import EVENT_TYPES
+from bookwell.notifications.domain import RETRY_SCHEDULE_S
 from bookwell.notifications.domain import Attempt
 from bookwell.notifications.domain import DeliveryStatus
 from bookwell.notifications.domain import DisabledReason
@@ -51,11 +56,12 @@ class Webhooks:
         *,
         uow: Callable[..., NotificationsUnitOfWork],
         sender: WebhookSender,
-        send_job: Callable[[str, str], None],
+        send_job: Callable[[str, str, str], None],
         secret_key: str,
         concurrency: int,
         lease: timedelta,
         disable_after: timedelta,
+        schedule: Sequence[float] = RETRY_SCHEDULE_S,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.uow = uow
@@ -65,6 +71,7 @@ class Webhooks:
         self.concurrency = concurrency
         self.lease = lease
         self.disable_after = disable_after
+        self.schedule = tuple(schedule)
         self.clock = clock
 
     event_types = sorted(EVENT_TYPES)
@@ -74,40 +81,53 @@ class Webhooks:
         service.fan_out(uow=self.uow(), event=to_send(event), kick=self.kick)
 
     def kick(self) -> None:
-        """Dispatch now (after a commit that made deliveries due)."""
+        """Dispatch now (after a commit in a worker that made deliveries due)."""
         self.dispatch()
 
     def dispatch(self) -> int:
         """Claim what is due and send an attempt job for each; how many were sent."""
         now = self.clock()
         with self.uow(readonly=True) as reading:  # most passes find nothing: no write lock for them
-            due = reading.deliveries.due(now, limit=DISPATCH_BATCH, per_endpoint=self.concurrency)
-        if not due:
-            return 0
+            if not reading.deliveries.due(now, limit=1, per_endpoint=self.concurrency):
+                return 0
+        token = secrets.token_hex(16)
         with self.uow() as uow:
-            claimed = uow.deliveries.claim(due, now, until=now + self.lease)
+            # Chosen and claimed in one transaction that dispatchers take in turn, so two of them
+            # never both fill an endpoint's free slots.
+            uow.deliveries.take_dispatch_turn()
+            due = uow.deliveries.due(now, limit=DISPATCH_BATCH, per_endpoint=self.concurrency)
+            claimed = uow.deliveries.claim(due, now, until=now + self.lease, token=token)
             uow.commit()
         for delivery_id in claimed:
             # A send that fails leaves the claim to lapse: the delivery is due again after the lease.
-            self.send_job(ATTEMPT, delivery_id)
+            self.send_job(ATTEMPT, delivery_id, token)
         return len(claimed)
 
-    def attempt(self, delivery_id: str) -> Attempt | None:
-        """One attempt of a claimed delivery, recorded with its outcome; None when there is nothing to send."""
+    def attempt(self, delivery_id: str, token: str) -> Attempt | None:
+        """One attempt of a delivery claimed under `token`, recorded with its outcome; None when there
+        is nothing to send."""
+        now = self.clock()
         with self.uow(readonly=True) as uow:
             delivery = uow.deliveries.by_id(delivery_id)
             endpoint = None if delivery is None else uow.endpoints.by_id(delivery.endpoint_id)
-        if delivery is None or delivery.status is not DeliveryStatus.PENDING or endpoint is None or not endpoint.active:
-            return None  # done meanwhile, deleted, or its endpoint was disabled: it resumes if re-enabled
-        now = self.clock()
+        if delivery is None or delivery.status is not DeliveryStatus.PENDING or delivery.claim != token:
+            return None  # done meanwhile, deleted, restarted, or claimed again: another job has it
+        if delivery.claimed_until is None or delivery.claimed_until <= now:
+            return None  # the job came too late: its claim lapsed, and the next dispatch claims it afresh
+        if endpoint is None or not endpoint.active:
+            with self.uow() as uow:  # disabled since: due again at once when it is enabled
+                uow.deliveries.release(delivery_id, token)
+                uow.commit()
+            return None
         secrets = [domain.derive_secret(self.secret_key, salt) for salt in endpoint.salts(now)]
         headers = domain.headers(secrets, delivery.event_id, int(now.timestamp()), delivery.body)
-        attempt = self.sender.send(endpoint.url, headers, delivery.body, number=delivery.attempts + 1, now=now)
-        after = delivery.after(attempt)
+        attempt = self.sender.send(endpoint.url, headers, delivery.body, now=now)
+        after = delivery.after(attempt, self.schedule)
         with self.uow() as uow:
-            if uow.deliveries.record(after, attempt):
+            stored = uow.deliveries.record(after, attempt, token=token)
+            if stored:
                 self._note_health(uow, endpoint.id, attempt, now)
-                uow.commit()
+            uow.commit()  # logged even when the claim was taken over meanwhile
         log.info(
             "webhook_attempted",
             delivery_id=delivery.id,
@@ -116,8 +136,12 @@ class Webhooks:
             status_code=attempt.status_code,
             error=attempt.error,
             latency_ms=attempt.latency_ms,
-            outcome=str(after.status),
+            outcome=str(after.status) if stored else "superseded",  # another claim's attempt decides
         )
+        try:
+            self.dispatch()  # its slot is free: the endpoint's next due delivery goes now, not at the next sweep
+        except Exception:  # the attempt is recorded; the scheduler's sweep dispatches instead
+            log.warning("webhook_dispatch_after_attempt_failed", delivery_id=delivery.id, exc_info=True)
         return attempt
 
     def _note_health(self, uow: NotificationsUnitOfWork, endpoint_id: str, attempt: Attempt, now: datetime) -> None:

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import closing
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
@@ -285,15 +287,17 @@ def test_bookwell_webhooks_listen_verifies_and_prints_a_test_event(hooks: Hooks)
             str(Path(sys.executable).parent / "bookwell"),
             "webhooks",
             "listen",
-            "--secret",
-            made["secret"],
             "--port",
             str(port),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "BOOKWELL_DATA_DIR": str(Path(hooks.container.settings.data_dir))},
+        env={
+            **os.environ,
+            "BOOKWELL_DATA_DIR": str(Path(hooks.container.settings.data_dir)),
+            "BOOKWELL_LISTEN_SECRET": made["secret"],  # as the tour passes it
+        },
     )
     try:
         _wait_listening(listener, port)
@@ -324,3 +328,104 @@ def _wait_listening(process: subprocess.Popen[str], port: int) -> None:
         except httpx.TransportError:
             time.sleep(0.1)
     raise AssertionError("bookwell webhooks listen did not start")
+
+
+def test_a_redirect_is_a_failed_attempt_and_never_followed(hooks: Hooks) -> None:
+    inside = Receiver()  # where the redirect points: it must hear nothing
+    redirecting = Receiver(status=302, location=inside.url)
+    try:
+        made = endpoint(hooks.api, redirecting.url, ["resource.created"])
+        hooks.api.post("/v1/resources", json=RESOURCE)
+        hooks.deliver()
+        (delivery,) = hooks.api.get(f"/v1/webhook-endpoints/{made['id']}/deliveries").get_json()["data"]
+        assert (delivery["status"], delivery["last_status_code"], delivery["attempts"]) == ("pending", 302, 1)
+        assert len(redirecting.seen) == 1
+        assert inside.seen == []
+    finally:
+        inside.close()
+        redirecting.close()
+
+
+@contextmanager
+def jobs_held(hooks: Hooks) -> Iterator[list[tuple[str, str]]]:
+    """Within: the attempt jobs dispatch sends are kept, as (delivery id, claim token), not run."""
+    sent: list[tuple[str, str]] = []
+    attempt_now = hooks.webhooks.send_job
+    hooks.webhooks.send_job = lambda _task, delivery_id, token: sent.append((delivery_id, token))
+    try:
+        yield sent
+    finally:
+        hooks.webhooks.send_job = attempt_now
+
+
+def _one_claimed(hooks: Hooks, receiver: Receiver, sent: list[tuple[str, str]]) -> tuple[str, str, str]:
+    """An endpoint for `receiver` and an event claimed for it: (endpoint id, delivery id, token)."""
+    made = endpoint(hooks.api, receiver.url, ["resource.created"])
+    hooks.api.post("/v1/resources", json=RESOURCE)
+    hooks.deliver()
+    ((delivery_id, token),) = sent
+    return made["id"], delivery_id, token
+
+
+def _delivery_row(hooks: Hooks) -> Any:
+    with hooks.container.database.engine.connect() as connection:
+        return connection.execute(select(webhook_deliveries)).one()
+
+
+def test_a_job_sends_only_under_the_claim_it_was_sent_with(hooks: Hooks) -> None:
+    """A job the broker delivers twice, or one that outlived its claim, sends nothing out of turn."""
+    with closing(Receiver(status=204)) as receiver, jobs_held(hooks) as sent:
+        _, delivery_id, late = _one_claimed(hooks, receiver, sent)
+        assert hooks.webhooks.attempt(delivery_id, "another-dispatch") is None
+        clock = _controlled(hooks)
+        clock.now += hooks.webhooks.lease + timedelta(seconds=1)
+        assert hooks.webhooks.attempt(delivery_id, late) is None  # it waited past its claim
+        assert receiver.seen == []
+        assert hooks.webhooks.dispatch() == 1  # the lapsed claim is taken afresh
+        token = sent[-1][1]
+        assert token != late
+        assert hooks.webhooks.attempt(delivery_id, token) is not None
+        assert hooks.webhooks.attempt(delivery_id, token) is None  # redelivered after it was recorded
+        assert len(receiver.seen) == 1
+        row = _delivery_row(hooks)
+        assert (row.status, row.attempts, row.claim, row.claimed_until) == ("succeeded", 1, None, None)
+
+
+def test_an_attempt_whose_claim_was_taken_over_is_logged_and_changes_nothing_else(hooks: Hooks) -> None:
+    """A worker slower than its lease: while it sends, another dispatch claims the delivery. Its
+    attempt reached the receiver, so it is logged; only the current claim's attempt moves the delivery."""
+    send = hooks.webhooks.sender.send
+
+    def send_while_claimed_again(*args: Any, **kwargs: Any) -> domain.Attempt:
+        with hooks.container.database.engine.begin() as connection:
+            connection.execute(webhook_deliveries.update().values(claim="current"))
+        return send(*args, **kwargs)
+
+    with closing(Receiver(status=500)) as receiver, jobs_held(hooks) as sent:
+        _, delivery_id, stale = _one_claimed(hooks, receiver, sent)
+        hooks.webhooks.sender.send = send_while_claimed_again  # type: ignore[method-assign]
+        try:
+            assert hooks.webhooks.attempt(delivery_id, stale) is not None
+        finally:
+            hooks.webhooks.sender.send = send  # type: ignore[method-assign]
+        row = _delivery_row(hooks)
+        assert (row.status, row.attempts, row.scheduled_attempts, row.claim) == ("pending", 1, 0, "current")
+        receiver.status = 204
+        assert hooks.webhooks.attempt(delivery_id, "current") is not None
+        row = _delivery_row(hooks)
+        with hooks.container.database.engine.connect() as connection:
+            numbers = list(connection.execute(select(webhook_attempts.c.number).order_by("number")).scalars())
+        assert (row.status, row.attempts, row.claim, numbers) == ("succeeded", 2, None, [1, 2])
+        assert [seen[3] for seen in receiver.seen] == [500, 204]
+
+
+def test_a_job_that_finds_its_endpoint_disabled_lets_the_delivery_go_once_it_is_enabled(hooks: Hooks) -> None:
+    with closing(Receiver(status=204)) as receiver:
+        with jobs_held(hooks) as sent:
+            endpoint_id, delivery_id, token = _one_claimed(hooks, receiver, sent)
+            path = f"/v1/webhook-endpoints/{endpoint_id}"
+            hooks.api.patch(path, json={"active": False}, headers={"If-Match": '"v1"'})
+            assert hooks.webhooks.attempt(delivery_id, token) is None
+        hooks.api.patch(path, json={"active": True}, headers={"If-Match": '"v2"'})
+        hooks.deliver()  # at once: the claim was released, not left to lapse
+        assert [seen[3] for seen in receiver.seen] == [204]

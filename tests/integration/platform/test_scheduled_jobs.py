@@ -233,3 +233,13 @@ def test_a_replay_the_broker_refuses_leaves_the_dead_letter_waiting(database: Da
     with database.engine.connect() as connection:
         assert connection.execute(select(dead_letters.c.replayed_at)).scalar_one() is None
         assert connection.execute(select(inbox.c.status)).scalar_one() == "dead"
+
+
+def test_every_scheduled_job_can_be_sent_as_the_scheduler_sends_it_with_no_arguments(database: Database) -> None:
+    """Celery checks a task's arguments against its function: a bound method given to `schedule`
+    (the webhook dispatch is one) must still take none."""
+    container = bootstrap(database.settings, database=database)
+    for name in container.scheduled:
+        task = container.jobs.celery.tasks[name]
+        task.apply_async(args=[])  # as beat sends it: TypeError if it wanted an argument
+    _purge(database)  # what it sent waits in the in-process broker, which outlives the test

@@ -10,17 +10,21 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
+import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from bookwell.notifications import domain
 from bookwell.notifications.adapters.http import UrlPolicy
+from bookwell.notifications.adapters.http import WebhookSender
+from bookwell.notifications.adapters.http import retry_after
 from bookwell.notifications.domain import Attempt
 from bookwell.notifications.domain import DeliveryStatus
 from bookwell.notifications.domain import UrlForbidden
 from bookwell.notifications.domain import UrlUnresolvable
 from bookwell.platform.kernel.errors import InvalidInput
+from bookwell.settings import Settings
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 KEY = "a-settings-secret-key-of-at-least-32-characters"
@@ -107,7 +111,7 @@ def test_each_retry_falls_in_its_jittered_window_and_the_schedule_ends_dead() ->
     started = NOW
     waits = []
     while delivery.status is DeliveryStatus.PENDING:
-        delivery = delivery.after(Attempt(delivery.attempts + 1, started, 500, 12, None, "no"), rng)
+        delivery = delivery.after(Attempt(delivery.attempts + 1, started, 500, 12, None, "no"), rng=rng)
         if delivery.next_attempt_at is not None:
             waits.append((delivery.next_attempt_at - started).total_seconds())
             started = delivery.next_attempt_at
@@ -150,6 +154,15 @@ def _resolving(table: dict[str, list[str]]) -> UrlPolicy:
         "https://169.254.169.254/latest/meta-data/",
         "https://0.0.0.0/hook",
         "https://[::ffff:127.0.0.1]/hook",
+        "https://[::127.0.0.1]/hook",  # IPv4-compatible, deprecated
+        "https://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 of 169.254.169.254
+        "https://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
+        "https://[2002:7f00:1::1]/hook",  # 6to4
+        "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook",  # Teredo
+        "https://[fec0::1]/hook",  # site-local
+        "https://[fe80::1]/hook",
+        "https://198.18.0.1/hook",  # benchmarking
+        "https://192.0.2.10/hook",  # documentation
         "https://[fd00:ec2::254]/hook",
         "https://224.0.0.1/hook",
         "https://100.64.0.1/hook",
@@ -162,6 +175,40 @@ def test_private_loopback_link_local_metadata_and_multicast_targets_are_refused(
     with pytest.raises(UrlForbidden) as refused:
         policy.check(url, unresolved_ok=True)
     assert refused.value.code == "webhook_url_forbidden"
+
+
+def test_a_nat64_address_of_a_public_one_is_public_and_the_refusal_names_no_address() -> None:
+    policy = _resolving({"inside.example": ["10.9.8.7"]})
+    assert str(policy.check("https://[64:ff9b::5db8:d822]/", unresolved_ok=False).address) == "64:ff9b::5db8:d822"
+    with pytest.raises(UrlForbidden) as refused:
+        policy.check("https://inside.example/", unresolved_ok=False)
+    assert "10.9.8.7" not in refused.value.detail
+
+
+def test_an_attempt_re_resolves_and_is_refused_once_the_name_points_inside() -> None:
+    table = {"partner.example": ["93.184.216.34"]}
+    sender = WebhookSender(_resolving(table), connect_timeout_s=0.5, timeout_s=0.5)
+    table["partner.example"] = ["127.0.0.1"]  # rebound after it was saved
+    attempt = sender.send("https://partner.example/hook", {}, "{}", now=NOW)
+    sender.close()
+    assert (attempt.status_code, attempt.error) == (None, "url_forbidden")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("120", 120.0),
+        ("", None),
+        ("-5", None),
+        ("\u0661\u0662", None),  # digits, but not ASCII ones
+        ("soon", None),
+        ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0),  # a date past: now
+        ("Thu, 01 Jan 1970 00:00:00 -0000", 0.0),
+    ],
+)
+def test_retry_after_is_seconds_or_a_date_and_anything_else_is_ignored(value: str, expected: float | None) -> None:
+    response = httpx.Response(503, headers={"Retry-After": value.encode()} if value else {})
+    assert retry_after(response) == expected
 
 
 def test_public_https_passes_http_and_credentials_do_not_and_unresolved_names_wait() -> None:
@@ -179,6 +226,7 @@ def test_public_https_passes_http_and_credentials_do_not_and_unresolved_names_wa
 def test_the_allow_list_admits_its_networks_over_http_too_and_nothing_else() -> None:
     policy = UrlPolicy([ipaddress.ip_network("127.0.0.0/8")], http_allowed=False)
     assert str(policy.check("http://127.0.0.1:9000/", unresolved_ok=False).address) == "127.0.0.1"
+    assert policy.check("http://[::ffff:127.0.0.1]:9000/", unresolved_ok=False).address is not None
     with pytest.raises(UrlForbidden):
         policy.check("http://10.0.0.1/", unresolved_ok=True)
 
@@ -210,3 +258,29 @@ def _delivery() -> domain.Delivery:
     return domain.new_delivery(
         endpoint=_endpoint(), event_id="evt_1", event_type="booking.confirmed", body=BODY, now=NOW
     )
+
+
+def test_only_enabling_a_disabled_endpoint_starts_its_days_of_failure_afresh() -> None:
+    endpoint = domain.create_endpoint(
+        organization_id="org_1",
+        url="https://partner.example/",
+        event_types=["*"],
+        description=None,
+        active=True,
+        now=NOW,
+    )
+    endpoint.failing_since = NOW
+    endpoint.update({"active": True, "description": "CRM"}, NOW)  # already active: still failing since NOW
+    assert endpoint.failing_since == NOW
+    endpoint.disable(domain.DisabledReason.FAILING, NOW)
+    endpoint.update({"active": True}, NOW)
+    assert (endpoint.active, endpoint.disabled_reason, endpoint.failing_since) == (True, None, None)
+    with pytest.raises(InvalidInput):
+        endpoint.update({}, NOW)
+
+
+@pytest.mark.parametrize("schedule", ["", "5,,10", "5,-1", "0", "inf", "nan", "1e20", ",".join(["1"] * 31)])
+def test_a_retry_schedule_setting_that_could_not_be_kept_is_refused_at_start(schedule: str) -> None:
+    with pytest.raises(ValueError, match="BOOKWELL_WEBHOOK_RETRY_SCHEDULE_S"):
+        Settings(webhook_retry_schedule_s=schedule)
+    assert Settings(webhook_retry_schedule_s="0.5, 1,2").webhook_retry_schedule_s == "0.5, 1,2"

@@ -10,15 +10,19 @@ through. Redirects are never followed: a 3xx is a failed attempt.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from datetime import datetime
+from typing import Any
 from urllib.parse import SplitResult
 from urllib.parse import urlsplit
 
@@ -36,11 +40,24 @@ RESPONSE_BODY_BYTES = 1024
 Resolver = Callable[[str, int], Sequence[IpAddress]]
 
 
+RESOLVE_TIMEOUT_S = 2.0  # a slow resolver must not hold a request (or SQLite's write lock) longer
+
+
 def resolve(host: str, port: int) -> list[IpAddress]:
-    """Every address `host` resolves to now (empty when it does not resolve)."""
-    try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError):
+    """Every address `host` resolves to now (empty when it does not, or not within RESOLVE_TIMEOUT_S).
+
+    Each look-up has a thread of its own, left to finish alone when it is too slow: a shared pool
+    would let one tenant's name servers that never answer starve every other tenant's look-ups."""
+    found: list[Any] = []
+
+    def look_up() -> None:
+        with contextlib.suppress(OSError, UnicodeError):  # does not resolve: nothing found
+            found.extend(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+
+    lookup = threading.Thread(target=look_up, name="webhook-dns", daemon=True)
+    lookup.start()
+    lookup.join(RESOLVE_TIMEOUT_S)
+    if lookup.is_alive():
         return []
     return list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in found))
 
@@ -89,40 +106,62 @@ class UrlPolicy:
             addresses: Sequence[IpAddress] = [ipaddress.ip_address(host)]
         except ValueError:
             addresses = self.resolver(host, port)
-        for address in addresses:
-            if not self._reachable(address):
-                raise UrlForbidden(
-                    f"{host} is {address}, a {_kind(address)} address; webhooks go to public addresses only"
-                    " (BOOKWELL_WEBHOOK_ALLOWED_NETWORKS allows others)."
-                )
+        if not all(map(self._reachable, addresses)):
+            # Which address, and of what kind, stays unsaid: it would map a network's names for its tenants.
+            raise UrlForbidden(
+                f"{host} is or resolves to an address webhooks may not reach (loopback, private, link-local,"
+                " multicast or reserved); they go to public addresses only."
+            )
         if not addresses and not unresolved_ok:
             raise UrlUnresolvable(f"{host} does not resolve.")
-        if parts.scheme == "http" and not self.http_allowed and not (addresses and all(map(self._allowed, addresses))):
+        operators = bool(addresses) and all(map(self._allowed, addresses))
+        if parts.scheme == "http" and not self.http_allowed and not operators:
             raise UrlForbidden("A webhook URL is https outside development.")
         return Target(parts, host, port, addresses[0] if addresses else None)
 
     def _allowed(self, address: IpAddress) -> bool:
-        plain = _plain(address)
-        return any(plain in network for network in self.allowed if network.version == plain.version)
+        """In an operator's network, as written or as the IPv4 address an IPv6 form carries."""
+        for candidate in filter(None, (address, _embedded_ipv4(address))):
+            if any(candidate in network for network in self.allowed if network.version == candidate.version):
+                return True
+        return False
 
     def _reachable(self, address: IpAddress) -> bool:
-        plain = _plain(address)
-        return self._allowed(plain) or (plain.is_global and not plain.is_multicast)
+        """Allowed by the operator, or public: global unicast and in no special-purpose block; an
+        IPv6 form that carries an IPv4 address (mapped, NAT64) is judged by that address."""
+        embedded = _embedded_ipv4(address)
+        return self._allowed(address) or _public(address if embedded is None else embedded)
 
 
-def _plain(address: IpAddress) -> IpAddress:
-    """An IPv4 address written as IPv6 (`::ffff:127.0.0.1`) is that IPv4 address."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+# Special-purpose blocks (RFC 6890 and successors) beside what `is_global` says, which varies with
+# the Python release; IPv6 forms that tunnel or translate to IPv4 other than NAT64's are refused.
+_NOT_PUBLIC = tuple(
+    ipaddress.ip_network(block)
+    for block in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+        "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15",
+        "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+        "::/96", "::ffff:0:0/96", "::ffff:0:0:0/96", "64:ff9b:1::/48", "100::/64", "2001::/23",
+        "2001:db8::/32", "2002::/16", "fc00::/7", "fe80::/10", "fec0::/10", "ff00::/8",
+    )
+)  # fmt: skip
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _public(address: IpAddress) -> bool:
+    blocked = any(address in block for block in _NOT_PUBLIC if block.version == address.version)
+    return address.is_global and not address.is_multicast and not blocked
+
+
+def _embedded_ipv4(address: IpAddress) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one stands for: IPv4-mapped (`::ffff:a.b.c.d`) or NAT64 (`64:ff9b::/96`)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
         return address.ipv4_mapped
-    return address
-
-
-def _kind(address: IpAddress) -> str:
-    plain = _plain(address)
-    for kind in ("loopback", "link_local", "multicast", "private", "unspecified", "reserved"):
-        if getattr(plain, f"is_{kind}"):
-            return kind.replace("_", "-")
-    return "non-public"
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 class WebhookSender:
@@ -130,14 +169,17 @@ class WebhookSender:
 
     def __init__(self, policy: UrlPolicy, *, connect_timeout_s: float, timeout_s: float) -> None:
         self.policy = policy
+        self.deadline_s = connect_timeout_s + timeout_s  # the longest an attempt may read its answer
         self._client = httpx.Client(
             follow_redirects=False,
             trust_env=False,  # no proxy from the environment: the address checked is the address reached
             timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            # No connection is kept: one is checked for one host name, and another name on the same
+            # address must not ride it (its TLS name was never verified).
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=0),
         )
 
-    def send(self, url: str, headers: Mapping[str, str], body: str, *, number: int, now: datetime) -> Attempt:
+    def send(self, url: str, headers: Mapping[str, str], body: str, *, now: datetime) -> Attempt:
         """One attempt; every failure is an outcome, never an exception."""
         started = time.monotonic()
 
@@ -145,36 +187,34 @@ class WebhookSender:
             status: int | None, error: str | None, text: str | None = None, retry: float | None = None
         ) -> Attempt:
             latency = round((time.monotonic() - started) * 1000)
-            return Attempt(number, now, status, latency, error, text, retry)
+            return Attempt(0, now, status, latency, error, text, retry)  # numbered when recorded
 
         try:
             target = self.policy.check(url, unresolved_ok=False)
         except UrlForbidden as refused:
-            return outcome(
-                None, "unresolvable" if isinstance(refused, UrlUnresolvable) else "url_forbidden", refused.detail
-            )
+            return outcome(None, "unresolvable" if isinstance(refused, UrlUnresolvable) else "url_forbidden")
         assert target.address is not None
         literal = f"[{target.address}]" if target.address.version == 6 else str(target.address)
         address_url = target.url._replace(netloc=f"{literal}:{target.port}").geturl()
-        host_header = target.url.netloc.rsplit("@", 1)[-1]
-        extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}
         request_headers = {
             **headers,
-            "Host": host_header,
+            "Host": target.url.netloc,
             "Content-Type": "application/json",
             "User-Agent": "Bookwell-Webhooks/1",
+            "Accept-Encoding": "identity",  # the first bytes are stored as they came, never inflated
         }
+        extensions = {"sni_hostname": target.host} if target.url.scheme == "https" else {}
         try:
             with self._client.stream(
                 "POST", address_url, content=body.encode(), headers=request_headers, extensions=extensions
             ) as response:
                 first = b""
-                for chunk in response.iter_bytes():
+                for chunk in response.iter_raw():
                     first += chunk
-                    if len(first) >= RESPONSE_BODY_BYTES:
-                        break
-                text = first[:RESPONSE_BODY_BYTES].decode("utf-8", errors="replace")
-                retry = _retry_after(response) if response.status_code in {429, 503} else None
+                    if len(first) >= RESPONSE_BODY_BYTES or time.monotonic() - started > self.deadline_s:
+                        break  # enough to show, or a receiver dripping its answer: either way, done
+                text = first[:RESPONSE_BODY_BYTES].decode("utf-8", errors="replace").replace("\x00", "")
+                retry = retry_after(response) if response.status_code in {429, 503} else None
                 return outcome(response.status_code, None, text, retry)
         except httpx.ConnectTimeout:
             return outcome(None, "connect_timeout")
@@ -182,21 +222,22 @@ class WebhookSender:
             return outcome(None, "timeout")
         except httpx.ConnectError:
             return outcome(None, "connect_failed")
-        except httpx.HTTPError as error:
-            return outcome(None, "transport_error", type(error).__name__)
+        except Exception:  # noqa: BLE001 - whatever a receiver sends back ends as a failed attempt, never a crash
+            return outcome(None, "transport_error")
 
     def close(self) -> None:
         self._client.close()
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: httpx.Response) -> float | None:
+    """`Retry-After` in seconds (delta-seconds or an HTTP date); None when absent or unreadable."""
     value = response.headers.get("Retry-After", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
+    if when.tzinfo is None:  # `-0000`: UTC, says RFC 5322
+        when = when.replace(tzinfo=UTC)
     return max(0.0, when.timestamp() - time.time())

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
+from typing import TypeVar
 
 from sqlalchemy import JSON
 from sqlalchemy import Boolean
@@ -39,12 +40,18 @@ from bookwell.platform.db import SqlUnitOfWork
 from bookwell.platform.db import UtcDateTime
 from bookwell.platform.db import fetch_page
 from bookwell.platform.db import metadata
+from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.pages import Page
 from bookwell.platform.kernel.pages import PageRequest
+from bookwell.platform.messaging.outbox import EVENT_RETENTION
 from bookwell.platform.messaging.outbox import LoggedEvent
 from bookwell.platform.messaging.outbox import SqlOutbox
 from bookwell.platform.messaging.outbox import logged_event
 from bookwell.platform.messaging.outbox import outbox
+
+_T = TypeVar("_T")
+DISPATCH_LOCK = 0x626B776C_77680001  # "bkwl" "wh" 1: the advisory lock key dispatchers take turns on
+CHUNK = 500  # rows per multi-row statement: 12 parameters each, far under PostgreSQL's 65,535 and SQLite's 32,766
 
 webhook_endpoints = Table(
     "webhook_endpoints",
@@ -83,6 +90,7 @@ webhook_deliveries = Table(
     Column("next_attempt_at", UtcDateTime),
     # Set while a worker has the attempt; a claim that lapses (its worker died) makes it due again.
     Column("claimed_until", UtcDateTime),
+    Column("claim", String(32)),  # the claiming dispatch's token: a stale or duplicated job attempts nothing
     Column("last_status_code", Integer),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
@@ -223,6 +231,8 @@ def _delivery(row: Any, attempts: Sequence[Attempt] = ()) -> Delivery:
         last_status_code=row.last_status_code,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        claim=row.claim,
+        claimed_until=row.claimed_until,
         attempt_log=tuple(attempts),
     )
 
@@ -256,13 +266,16 @@ class SqlDeliveryRepository:
             for delivery in deliveries
         ]
         # An event re-relayed to the same endpoint keeps its first row; RETURNING names the rows made.
-        statement = (
-            _insert(self._connection)(webhook_deliveries)
-            .values(rows)
-            .on_conflict_do_nothing()
-            .returning(webhook_deliveries.c.id)
-        )
-        return list(self._connection.execute(statement).scalars())
+        made: list[str] = []
+        for chunk in _chunks(rows):  # a statement's parameters stay under every database's limit
+            statement = (
+                _insert(self._connection)(webhook_deliveries)
+                .values(chunk)
+                .on_conflict_do_nothing()
+                .returning(webhook_deliveries.c.id)
+            )
+            made += self._connection.execute(statement).scalars()
+        return made
 
     def get(self, organization_id: str, delivery_id: str, *, with_attempts: bool = False) -> Delivery | None:
         row = self._connection.execute(
@@ -336,7 +349,12 @@ class SqlDeliveryRepository:
         )
         return list(self._connection.execute(chosen).scalars())
 
-    def claim(self, delivery_ids: Sequence[str], now: datetime, *, until: datetime) -> Sequence[str]:
+    def take_dispatch_turn(self) -> None:
+        # SQLite's write lock already makes writers take turns; PostgreSQL's a transaction-scoped advisory lock.
+        if self._connection.dialect.name == "postgresql":
+            self._connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": DISPATCH_LOCK})
+
+    def claim(self, delivery_ids: Sequence[str], now: datetime, *, until: datetime, token: str) -> Sequence[str]:
         if not delivery_ids:
             return []
         d = webhook_deliveries.c
@@ -346,16 +364,17 @@ class SqlDeliveryRepository:
             .where(
                 d.id.in_(delivery_ids), d.status == DeliveryStatus.PENDING, d.next_attempt_at <= now, _unclaimed(now)
             )
-            .values(claimed_until=until)
+            .values(claimed_until=until, claim=token)
             .returning(d.id)
         )
         return list(claimed.scalars())
 
-    def record(self, after: Delivery, attempt: Attempt) -> bool:
+    def record(self, after: Delivery, attempt: Attempt, *, token: str) -> bool:
         d = webhook_deliveries.c
+        held = and_(d.id == after.id, d.status == DeliveryStatus.PENDING, d.claim == token)
         number = self._connection.execute(
             webhook_deliveries.update()
-            .where(d.id == after.id, d.status == DeliveryStatus.PENDING)
+            .where(held)
             .values(
                 status=after.status,
                 attempts=d.attempts + 1,
@@ -363,11 +382,20 @@ class SqlDeliveryRepository:
                 next_attempt_at=after.next_attempt_at,
                 last_status_code=after.last_status_code,
                 claimed_until=None,
+                claim=None,
                 updated_at=after.updated_at,
             )
             .returning(d.attempts)
         ).scalar_one_or_none()
-        if number is None:
+        stored = number is not None
+        if not stored:  # claimed again or restarted meanwhile: the attempt happened, so it is logged
+            number = self._connection.execute(
+                webhook_deliveries.update()
+                .where(d.id == after.id)
+                .values(attempts=d.attempts + 1)
+                .returning(d.attempts)
+            ).scalar_one_or_none()
+        if number is None:  # deleted with its endpoint
             return False
         self._connection.execute(
             webhook_attempts.insert().values(
@@ -380,19 +408,30 @@ class SqlDeliveryRepository:
                 response_body=attempt.response_body,
             )
         )
-        return True
+        return stored
 
-    def restart(self, deliveries: Sequence[Delivery]) -> None:
-        for delivery in deliveries:
+    def release(self, delivery_id: str, token: str) -> None:
+        d = webhook_deliveries.c
+        self._connection.execute(
+            webhook_deliveries.update()
+            .where(d.id == delivery_id, d.claim == token)
+            .values(claim=None, claimed_until=None)
+        )
+
+    def restart(self, delivery_ids: Sequence[str], now: datetime) -> None:
+        d = webhook_deliveries.c
+        in_flight = and_(d.status == DeliveryStatus.PENDING, d.claimed_until > now)
+        for chunk in _chunks(delivery_ids):
             self._connection.execute(
                 webhook_deliveries.update()
-                .where(webhook_deliveries.c.id == delivery.id)
+                .where(d.id.in_(chunk), ~in_flight)
                 .values(
-                    status=delivery.status,
-                    scheduled_attempts=delivery.scheduled_attempts,
-                    next_attempt_at=delivery.next_attempt_at,
+                    status=DeliveryStatus.PENDING,
+                    scheduled_attempts=0,
+                    next_attempt_at=now,
                     claimed_until=None,
-                    updated_at=delivery.updated_at,
+                    claim=None,
+                    updated_at=now,
                 )
             )
 
@@ -404,6 +443,9 @@ class SqlLoggedEvents:
         self._connection = connection
 
     def since(self, organization_id: str, since: datetime, types: Sequence[str], limit: int) -> Sequence[EventToSend]:
+        # Within what the log keeps, and so within the years a database stores (year 1 at +01:00 is not).
+        now = utcnow()
+        since = min(max(since, now - EVENT_RETENTION), now)
         query = (
             select(outbox)
             .where(
@@ -421,6 +463,10 @@ class SqlLoggedEvents:
 def to_send(event: LoggedEvent) -> EventToSend:
     """A logged event as a delivery carries it."""
     return EventToSend(event.id, event.type, event.organization_id, event.as_dict())
+
+
+def _chunks(items: Sequence[_T], size: int = CHUNK) -> list[Sequence[_T]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
 
 
 def _insert(connection: Connection) -> Any:
