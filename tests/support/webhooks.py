@@ -53,13 +53,13 @@ def attempt_at_once(container: Registry) -> Webhooks:
 class Receiver:
     """A Python receiver on the PyPI verifier: answers `status` (204 when it verifies, unless told
     otherwise, with `location` if given; 500 to the first `fails_first` attempts of each webhook-id
-    and to every attempt before `failing_until`, a `time.time()`) and records which of `secrets`
+    and to every attempt for `failing_for` seconds from the first) and records which of `secrets`
     verified each delivery."""
 
     secrets: list[str] = field(default_factory=list)
     status: int | None = None  # None: 204 if it verifies, 400 if not
     fails_first: int = 0
-    failing_until: float = 0.0
+    failing_for: float = 0.0  # an outage that starts with the first attempt, however late that comes
     location: str | None = None  # sent as `Location` (with a 3xx `status`)
     # (webhook-id, indexes of the secrets that verified it, when, the status answered)
     seen: list[tuple[str, list[int], float, int]] = field(default_factory=list)
@@ -84,7 +84,8 @@ class Receiver:
                 with receiver.lock:
                     earlier = sum(1 for seen in receiver.seen if seen[0] == message_id)
                     status = receiver.status or (204 if verified else 400)
-                    if earlier < receiver.fails_first or time.time() < receiver.failing_until:
+                    first = receiver.seen[0][2] if receiver.seen else time.time()
+                    if earlier < receiver.fails_first or time.time() < first + receiver.failing_for:
                         status = 500
                     receiver.seen.append((message_id, verified, time.time(), status))
                 self.send_response(status)
