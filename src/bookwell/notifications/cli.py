@@ -32,8 +32,8 @@ def webhooks() -> None:
     "secrets",
     multiple=True,
     required=True,
-    envvar="BOOKWELL_LISTEN_SECRET",
-    help="The endpoint's whsec_ secret (twice during a rotation: either verifies); or BOOKWELL_LISTEN_SECRET,"
+    envvar="WEBHOOK_SECRET",
+    help="The endpoint's whsec_ secret (twice during a rotation: either verifies); or WEBHOOK_SECRET,"
     " space-separated, which other users' `ps` does not show.",
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")

@@ -23,7 +23,10 @@ from bookwell.platform.registry import Registry
 from bookwell.settings import parse_delays
 
 commands: tuple[click.Command, ...] = (webhooks,)
-CLAIM_MARGIN_S = 120.0  # a claimed attempt's job may wait this long in the broker before it is claimed again
+# A claimed attempt's job may wait this long in the broker before the delivery is claimed again. A
+# claim whose job was lost (its worker killed between claiming and sending) holds one of the
+# endpoint's slots, its only one while it fails, until then: short, so the endpoint does not stall.
+CLAIM_MARGIN_S = 30.0
 
 
 def register(registry: Registry) -> None:

@@ -296,7 +296,7 @@ def test_bookwell_webhooks_listen_verifies_and_prints_a_test_event(hooks: Hooks)
         env={
             **os.environ,
             "BOOKWELL_DATA_DIR": str(Path(hooks.container.settings.data_dir)),
-            "BOOKWELL_LISTEN_SECRET": made["secret"],  # as the tour passes it
+            "WEBHOOK_SECRET": made["secret"],  # as the tour passes it
         },
     )
     try:
@@ -316,6 +316,7 @@ def test_bookwell_webhooks_listen_verifies_and_prints_a_test_event(hooks: Hooks)
         out, err = listener.communicate(timeout=10)
     assert f"verified {sent['event_id']} (webhook.test)" in out
     assert "REFUSED evt_forged" in err
+    assert "not a setting" not in err  # WEBHOOK_SECRET is the command's, not a BOOKWELL_ setting
 
 
 def _wait_listening(process: subprocess.Popen[str], port: int) -> None:
