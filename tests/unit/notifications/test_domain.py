@@ -19,12 +19,14 @@ from bookwell.notifications import domain
 from bookwell.notifications.adapters.http import UrlPolicy
 from bookwell.notifications.adapters.http import WebhookSender
 from bookwell.notifications.adapters.http import retry_after
+from bookwell.notifications.domain import RETRY_SCHEDULE_S
 from bookwell.notifications.domain import Attempt
 from bookwell.notifications.domain import DeliveryStatus
 from bookwell.notifications.domain import UrlForbidden
 from bookwell.notifications.domain import UrlUnresolvable
 from bookwell.platform.kernel.errors import InvalidInput
 from bookwell.settings import Settings
+from bookwell.settings import parse_delays
 
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 KEY = "a-settings-secret-key-of-at-least-32-characters"
@@ -284,3 +286,7 @@ def test_a_retry_schedule_setting_that_could_not_be_kept_is_refused_at_start(sch
     with pytest.raises(ValueError, match="BOOKWELL_WEBHOOK_RETRY_SCHEDULE_S"):
         Settings(webhook_retry_schedule_s=schedule)
     assert Settings(webhook_retry_schedule_s="0.5, 1,2").webhook_retry_schedule_s == "0.5, 1,2"
+
+
+def test_the_retry_schedule_setting_defaults_to_the_domain_schedule() -> None:
+    assert parse_delays(Settings().webhook_retry_schedule_s) == RETRY_SCHEDULE_S
