@@ -12,7 +12,7 @@ CODEGEN = $(BIN)/datamodel-codegen --input src/bookwell/contract/openapi/v1.yaml
 	--disable-timestamp --custom-file-header-path src/bookwell/contract/generated-header.txt \
 	--type-overrides '{"Instant": "bookwell.contract.types.Instant"}'
 
-.PHONY: run test test-busy bench lint typecheck imports contract-models contract-check configuration-doc lock clean
+.PHONY: run test test-busy bench lint typecheck imports contract-models contract-check configuration-doc slo-rules dashboards promtool lock clean
 
 $(VENV)/.runtime: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,8 +35,21 @@ run: $(VENV)/.runtime  ## Migrate, then run api (http://$(HOST):$(PORT)), relay,
 	BOOKWELL_LOG_FORMAT=$${BOOKWELL_LOG_FORMAT:-console} $(BIN)/bookwell db upgrade
 	BOOKWELL_HTTP_BIND=$(HOST):$(PORT) BOOKWELL_LOG_FORMAT=$${BOOKWELL_LOG_FORMAT:-console} PYTHONUNBUFFERED=1 $(BIN)/honcho --no-colour start --procfile Procfile
 
-test: $(VENV)/.dev $(INTEROP)/node_modules/.package-lock.json lint typecheck imports contract-check  ## Every gate, then every test
+test: $(VENV)/.dev $(INTEROP)/node_modules/.package-lock.json promtool lint typecheck imports contract-check  ## Every gate, then every test
 	$(BIN)/pytest
+
+# Prometheus's promtool checks and unit-tests the SLO alerts (tests/ops); installed from Debian's
+# prometheus package where it can be, else those tests are skipped, and said so.
+promtool:
+	@command -v promtool >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus >/dev/null; } || \
+	  echo "promtool not found: the SLO rule tests will be skipped (apt-get install prometheus)"
+
+slo-rules: $(VENV)/.dev  ## Regenerate ops/prometheus/ (rules, alerts and their tests) from ops/slo/
+	$(BIN)/python tools/slo_rules.py
+
+dashboards: $(VENV)/.dev  ## Regenerate the Grafana dashboards in ops/grafana/ from tools/dashboards.py
+	$(BIN)/python tools/dashboards.py
 
 test-busy: $(VENV)/.dev  ## The crash-safety and chaos tests, 3 rounds in a row, with every core busy with another process
 	$(BIN)/python -m tests.support.busy --rounds 3 -- $(BIN)/pytest -x tests/integration/backbone/test_crash_safety.py tests/integration/payments/test_chaos.py

@@ -33,6 +33,7 @@ REDIS_URL = os.environ.get("BOOKWELL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
 RABBITMQ_URL = os.environ.get("BOOKWELL_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 NATS_URL = os.environ.get("BOOKWELL_TEST_NATS_URL", "nats://127.0.0.1:4222")
 CHROMEDRIVER = os.environ.get("BOOKWELL_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")  # Debian's chromium-driver
+PROMTOOL = os.environ.get("BOOKWELL_TEST_PROMTOOL", "promtool")  # Debian's prometheus package
 NODE_INTEROP = str(Path(__file__).resolve().parent / "interop" / "node")  # `make test` runs `npm ci` there
 SERVICES = {
     "postgresql": POSTGRES_ADMIN_URL,
@@ -41,6 +42,7 @@ SERVICES = {
     "nats": NATS_URL,
     "chromium": CHROMEDRIVER,  # a headless browser for the reference page, not a server
     "node": NODE_INTEROP,  # the npm Standard Webhooks verifier, for the webhook interop test
+    "promtool": PROMTOOL,  # Prometheus's rule checker and rule unit tests, for the SLO alerts
 }
 REQUIRE_SERVICES = os.environ.get("BOOKWELL_TEST_REQUIRE_SERVICES") == "1"
 
@@ -50,6 +52,8 @@ def _probe(name: str, url: str) -> str | None:
     if name == "chromium":
         found = os.access(url, os.X_OK) and shutil.which("chromium") is not None
         return None if found else "no chromium with chromedriver (apt-get install chromium chromium-driver)"
+    if name == "promtool":
+        return None if shutil.which(url) else "no promtool (apt-get install prometheus)"
     if name == "node":
         installed = Path(url, "node_modules", "standardwebhooks", "package.json").is_file()
         found = installed and shutil.which("node") is not None
@@ -80,7 +84,7 @@ def require_service(*names: str) -> None:
 
 
 def _shown(url: str) -> str:
-    if "://" not in url:  # a program's path
+    if "://" not in url:  # a program, or its path
         return url
     if url.startswith("postgresql"):
         return make_url(url).render_as_string(hide_password=True)

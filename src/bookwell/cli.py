@@ -30,6 +30,7 @@ from bookwell.platform.messaging.event_log import EventLog
 from bookwell.platform.messaging.jetstream import JetStream
 from bookwell.platform.messaging.relay import Relay
 from bookwell.platform.messaging.relay import single_relay_lock
+from bookwell.platform.observability import exporter
 from bookwell.platform.observability.logging import configure_logging
 from bookwell.platform.ratelimit import Policy
 from bookwell.platform.ratelimit import PolicyResolver
@@ -211,8 +212,10 @@ def relay(ctx: click.Context) -> None:
             publisher,
             batch_size=settings.relay_batch_size,
             poll_interval_s=settings.relay_poll_interval_s,
+            meter=container.count_relayed,
         )
         _stop_on_sigterm(relay.stopping.set)
+        exporter.serve("relay", settings.relay_metrics_bind)
         _started("relay", container, jetstream=publisher is not None)
         try:
             relay.run()
@@ -228,6 +231,7 @@ def worker(ctx: click.Context) -> None:
     """Run jobs from the broker until SIGTERM (running jobs finish first)."""
     container = _container(ctx)
     _started("worker", container)
+    exporter.serve("worker", container.settings.worker_metrics_bind)
     container.jobs.run_worker()
 
 
@@ -237,6 +241,7 @@ def scheduler(ctx: click.Context) -> None:
     """Send the scheduled jobs (holds, purges, re-drive) on time, until SIGTERM."""
     container = _container(ctx)
     _started("scheduler", container)
+    exporter.serve("scheduler", container.settings.scheduler_metrics_bind, container.readings)
     container.jobs.run_scheduler(container.timetable())
 
 

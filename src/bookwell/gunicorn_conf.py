@@ -65,10 +65,12 @@ def when_ready(server: Any) -> None:
 
 def post_worker_init(worker: Any) -> None:
     """Gunicorn's own error answers (414, 431, malformed requests) as problem+json, like the app's;
-    then say that this worker serves (its app is loaded)."""
+    count its threads in the merged metrics; then say that this worker serves (its app is loaded)."""
     from bookwell.platform.http import server_errors
+    from bookwell.platform.observability.metrics import THREADS
 
     server_errors.install()
+    THREADS.set(threads)
     structlog.get_logger("bookwell.api").info("worker_ready", pid=worker.pid)
 
 

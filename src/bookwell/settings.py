@@ -143,6 +143,17 @@ class Settings(BaseSettings):
         description="`json` lines for machines; `console`, aligned text for people (`make run` sets it).",
     )
     http_bind: str = Field(default="127.0.0.1:8000", description="Where the API listens (`HOST:PORT`), for Gunicorn.")
+    relay_metrics_bind: str = Field(
+        default="127.0.0.1:9101", description="Where `bookwell relay` serves `/metrics` (`HOST:PORT`); empty: nowhere."
+    )
+    worker_metrics_bind: str = Field(
+        default="127.0.0.1:9102", description="Where `bookwell worker` serves `/metrics` (`HOST:PORT`); empty: nowhere."
+    )
+    scheduler_metrics_bind: str = Field(
+        default="127.0.0.1:9103",
+        description="Where `bookwell scheduler` serves `/metrics`, with the backlogs read from the database"
+        " (`HOST:PORT`); empty: nowhere.",
+    )
     web_workers: int = Field(default=2, ge=1, le=64, description="Gunicorn worker processes of the API.")
     web_threads: int = Field(default=4, ge=1, le=64, description="Threads per Gunicorn worker.")
     db_pool_size: int = Field(default=5, ge=1, le=100, description="PostgreSQL connections kept per process.")
@@ -294,6 +305,15 @@ class Settings(BaseSettings):
             "database_url": data.get("database_url") or f"sqlite:///{folder / 'bookwell.db'}",
             "broker_url": data.get("broker_url") or f"filesystem://{folder / 'broker'}",
         }
+
+    @field_validator("relay_metrics_bind", "worker_metrics_bind", "scheduler_metrics_bind")
+    @classmethod
+    def _host_and_port(cls, bind: str) -> str:
+        if not bind:
+            return bind
+        if not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[^:\s\[\]]+):\d{1,5}", bind) or int(bind.rpartition(":")[2]) > 65535:
+            raise ValueError("must be HOST:PORT (an IPv6 host in brackets), or empty")
+        return bind
 
     @model_validator(mode="after")
     def _lease_outlasts_a_step(self) -> Settings:

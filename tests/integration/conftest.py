@@ -1,13 +1,15 @@
 """The in-process payments system the saga tests drive: the app, its registry, and the relay and
-saga steps run on demand, as the worker would run them."""
+saga steps run on demand, as the worker would run them; and the provider simulator as a process."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +32,7 @@ from tests.api.conftest import Api
 from tests.api.test_bookings import at
 from tests.api.test_bookings import key
 from tests.api.test_bookings import resource
+from tests.support.provider_sim import ProviderSim
 from tests.support.webhooks import attempt_at_once
 
 PRICE = {"amount": 2500, "currency": "EUR"}
@@ -135,3 +138,14 @@ def system(database: Database) -> System:
     app: Flask = create_app(settings, container=container)
     _, token = identity_service.create_organization(uow=container.unit_of_work(IdentityUnitOfWork)(), name="Pay")
     return System(Api(app.test_client(), token), container)
+
+
+@pytest.fixture
+def provider(tmp_path: Path) -> Iterator[ProviderSim]:
+    """The provider simulator as a process of the test's own (`bookwell provider-sim`); a module may
+    name its own `provider` (the adapter's tests do)."""
+    sim = ProviderSim.start(tmp_path / "provider-sim.log")
+    try:
+        yield sim
+    finally:
+        sim.stop()

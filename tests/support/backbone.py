@@ -90,6 +90,11 @@ class Backbone:
             "BOOKWELL_STALL_AFTER_S": "3",
             "BOOKWELL_REDRIVE_EVERY_S": "1",
             "BOOKWELL_LOG_LEVEL": "INFO",
+            "BOOKWELL_LOG_FORMAT": "json",  # `metrics_url` reads these lines
+            # A free port each, so tests and a `make run` beside them never contend for one.
+            "BOOKWELL_RELAY_METRICS_BIND": "127.0.0.1:0",
+            "BOOKWELL_WORKER_METRICS_BIND": "127.0.0.1:0",
+            "BOOKWELL_SCHEDULER_METRICS_BIND": "127.0.0.1:0",
             **self.extra_env,
         }
         if self.nats_url:
@@ -133,6 +138,21 @@ class Backbone:
         for name in self.processes:
             self.wait_ready(name)
         return {name: self.kill(name, signal.SIGTERM) for name in list(self.processes)}
+
+    def metrics_url(self, name: str, timeout: float = 30) -> str:
+        """Where the latest `name` process serves its metrics (its `metrics_served` line says)."""
+        log = self.logs / f"{name}-{self.starts[name]}.log"
+        found: list[str] = []
+
+        def served() -> bool:
+            for line in log.read_text().splitlines() if log.exists() else ():
+                if '"metrics_served"' in line:
+                    found.append(json.loads(line)["url"])
+                    return True
+            return False
+
+        self.wait_until(served, timeout, f"{name} to serve its metrics")
+        return found[0]
 
     def logged(self, text: str) -> bool:
         """Whether any process wrote `text` (to its whole log, not the tail `output` shows)."""

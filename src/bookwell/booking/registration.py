@@ -18,6 +18,8 @@ from bookwell.booking.ports import BookingUnitOfWork
 from bookwell.booking.tasks import BookingSaga
 from bookwell.payments.facade import CHARGING_SAGA
 from bookwell.payments.facade import Payments
+from bookwell.platform.messaging.outbox import LoggedEvent
+from bookwell.platform.observability.metrics import BOOKINGS
 from bookwell.platform.registry import Registry
 from bookwell.platform.workflow.saga import Sagas
 
@@ -47,6 +49,15 @@ def register(registry: Registry) -> None:
         return total
 
     registry.schedule("bookwell.holds.expire", registry.settings.holds_expire_every_s, expire_holds)
+    registry.meter(FINAL_STATUSES, _count_booking)
+
+
+# The statuses a booking ends in (cancelled follows confirmed): each counted when its event is relayed.
+FINAL_STATUSES = ("booking.confirmed", "booking.failed", "booking.expired", "booking.cancelled")
+
+
+def _count_booking(event: LoggedEvent) -> None:
+    BOOKINGS.labels(event.type.removeprefix("booking.")).inc()
 
 
 def _saga_state(sagas: Sagas, booking_id: str) -> dict[str, Any] | None:

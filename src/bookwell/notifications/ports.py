@@ -77,6 +77,10 @@ class DeliveryRepository(Protocol):
         self, organization_id: str, endpoint_id: str, status: DeliveryStatus | None, page: PageRequest
     ) -> Page[Delivery]: ...
 
+    def backlog(self, now: datetime) -> tuple[int, int, datetime | None]:
+        """Pending deliveries, how many of them are due and unclaimed, and the oldest due time among those."""
+        ...
+
     def due(self, now: datetime, *, limit: int, per_endpoint: int) -> Sequence[str]:
         """Pending deliveries due by `now` on active endpoints, oldest due first, with no endpoint
         given more than its free slots of `per_endpoint` claims (of one while it is failing)."""

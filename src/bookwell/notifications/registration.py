@@ -1,5 +1,6 @@
 """Notifications registers itself: its unit of work, its views, the webhook fan-out handler, the
-dispatcher the scheduler runs, the attempt job, and `bookwell webhooks`."""
+dispatcher the scheduler runs, the attempt job, the backlog reading of the scheduler's metrics, and
+`bookwell webhooks`."""
 
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ def register(registry: Registry) -> None:
     registry.add_views(api.views)
     registry.subscriptions.subscribe(FAN_OUT, hooks.event_types, hooks.fan_out)
     registry.schedule(DISPATCH, settings.webhook_dispatch_every_s, hooks.dispatch)
+    registry.read_state(hooks.backlog)
 
     @registry.jobs.task(ATTEMPT)
     def attempt(delivery_id: str, token: str) -> None:  # a plain function: Celery checks arguments against it

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
+from collections.abc import Iterator
 from collections.abc import Sequence
 from datetime import datetime
 from datetime import timedelta
 
 import structlog
+from prometheus_client.metrics_core import Metric
 
 from bookwell.notifications import domain
 from bookwell.notifications import service
@@ -40,12 +42,17 @@ from bookwell.notifications.events import endpoint_event
 from bookwell.notifications.ports import NotificationsUnitOfWork
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.messaging.outbox import LoggedEvent
+from bookwell.platform.observability.exporter import age
+from bookwell.platform.observability.exporter import gauge
+from bookwell.platform.observability.metrics import WEBHOOK_DELIVERIES
+from bookwell.platform.observability.metrics import observe_call
 
 FAN_OUT = "notifications.webhooks"  # the inbox handler's name: stable, it keys inbox rows
 DISPATCH = "bookwell.webhooks.dispatch"
 ATTEMPT = "bookwell.webhooks.attempt"
 DISPATCH_BATCH = 500
 log = structlog.get_logger("bookwell.notifications")
+DEPENDENCY = "webhook_receiver"  # the label of attempts in the dependency metrics
 
 
 class Webhooks:
@@ -128,6 +135,9 @@ class Webhooks:
             if stored:
                 self._note_health(uow, endpoint.id, attempt, now)
             uow.commit()  # logged even when the claim was taken over meanwhile
+        observe_call(DEPENDENCY, _outcome(attempt), attempt.latency_ms / 1000)
+        if stored and after.status is not DeliveryStatus.PENDING:
+            WEBHOOK_DELIVERIES.labels(str(after.status)).inc()
         log.info(
             "webhook_attempted",
             delivery_id=delivery.id,
@@ -143,6 +153,19 @@ class Webhooks:
         except Exception:  # the attempt is recorded; the scheduler's sweep dispatches instead
             log.warning("webhook_dispatch_after_attempt_failed", delivery_id=delivery.id, exc_info=True)
         return attempt
+
+    def backlog(self) -> Iterator[Metric]:
+        """The scheduler's reading of what waits to be sent (`Registry.read_state`)."""
+        now = self.clock()
+        with self.uow(readonly=True) as reading:
+            pending, due, oldest_due = reading.deliveries.backlog(now)
+        yield gauge("bookwell_webhook_deliveries_pending", "Webhook deliveries not yet succeeded or dead.", pending)
+        yield gauge("bookwell_webhook_deliveries_due", "Webhook deliveries due for an attempt and not claimed.", due)
+        yield gauge(
+            "bookwell_webhook_oldest_due_age_seconds",
+            "How long past its time the oldest due, unclaimed webhook delivery is (0: none is).",
+            age(now, oldest_due),
+        )
 
     def _note_health(self, uow: NotificationsUnitOfWork, endpoint_id: str, attempt: Attempt, now: datetime) -> None:
         if succeeded(attempt):
@@ -165,3 +188,13 @@ class Webhooks:
         if uow.endpoints.save(endpoint, previous_version=previous):
             uow.events.add(endpoint_event(endpoint, "disabled"))
             log.warning("webhook_endpoint_disabled", endpoint_id=endpoint.id, reason=str(reason))
+
+
+def _outcome(attempt: Attempt) -> str:
+    """An attempt's outcome as a bounded label: `succeeded`, the answer's class (`http_4xx`,
+    `http_5xx`, ...), or the error kind (`timeout`, `url_forbidden`, ...)."""
+    if succeeded(attempt):
+        return "succeeded"
+    if attempt.status_code is not None:
+        return f"http_{attempt.status_code // 100}xx"
+    return attempt.error or "failed"

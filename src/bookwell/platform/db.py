@@ -34,12 +34,18 @@ from sqlalchemy import text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InvalidatePoolError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import QueuePool
 
 from bookwell.platform.kernel.errors import Busy
 from bookwell.platform.kernel.errors import Unavailable
 from bookwell.platform.kernel.pages import Page
 from bookwell.platform.kernel.pages import PageRequest
+from bookwell.platform.observability.metrics import POOL_CAPACITY
+from bookwell.platform.observability.metrics import POOL_IN_USE
+from bookwell.platform.observability.metrics import POOL_TIMEOUTS
+from bookwell.platform.observability.metrics import POOL_WAITING
 from bookwell.settings import Settings
 
 T = TypeVar("T")
@@ -179,7 +185,38 @@ def _create_engine(settings: Settings) -> Engine:
         raise UnsupportedDatabase(f"unsupported database URL {url.render_as_string(hide_password=True)!r}")
     event.listen(engine, "handle_error", _lock_timeouts_are_busy)
     event.listen(engine, "handle_error", _lost_databases_are_unavailable)
+    _measure_pool(engine)
     return engine
+
+
+class _MeasuredQueuePool(QueuePool):
+    """A QueuePool that counts who waits for a connection and whose wait ran out."""
+
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.QueuePool"  # logs as the pool it is, kept quiet like it
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        POOL_WAITING.inc()
+        try:
+            return super()._do_get()
+        except PoolTimeout:
+            POOL_TIMEOUTS.inc()
+            raise
+        finally:
+            POOL_WAITING.dec()
+
+
+def _measure_pool(engine: Engine) -> None:
+    """Keep the pool's gauges: its capacity, and the connections checked out after each check-out and check-in."""
+    pool = engine.pool
+    if not isinstance(pool, QueuePool):
+        return  # SQLite in memory: one connection, nothing to measure
+    POOL_CAPACITY.set(pool.size() + pool._max_overflow)  # one engine per process
+
+    def _in_use(*_args: Any) -> None:
+        POOL_IN_USE.set(pool.checkedout())
+
+    event.listen(engine, "checkout", _in_use)
+    event.listen(engine, "checkin", _in_use)
 
 
 def _lock_timeouts_are_busy(context: ExceptionContext) -> None:
@@ -221,6 +258,7 @@ def _postgresql_engine(settings: Settings) -> Engine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
+        poolclass=_MeasuredQueuePool,
         connect_args={
             "connect_timeout": settings.db_connect_timeout_s,
             "options": (

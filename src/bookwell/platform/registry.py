@@ -10,6 +10,7 @@ read what was registered. The registry knows no context: it holds what they gave
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterable
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ from bookwell.platform.http.pipeline.authentication import Authenticator
 from bookwell.platform.messaging.inbox import Subscriptions
 from bookwell.platform.messaging.jobs.app import Jobs
 from bookwell.platform.messaging.jobs.config import periodic_queue
+from bookwell.platform.messaging.outbox import LoggedEvent
+from bookwell.platform.observability.exporter import Reading
 from bookwell.platform.workflow.saga import Sagas
 from bookwell.settings import Settings
 
@@ -60,6 +63,8 @@ class Registry:
         self.views: dict[str, View] = {}
         self.dependencies: list[tuple[Dependency[Any], Callable[..., Any]]] = []
         self.scheduled: dict[str, ScheduledJob] = {}
+        self.meters: dict[str, list[Callable[[LoggedEvent], None]]] = {}
+        self.readings: list[Reading] = []  # what the scheduler's /metrics reads from stored state
         self.authenticator: Authenticator | None = None  # `authenticate_with`, by the one context that can
         self._units_of_work: dict[type[Any], Callable[..., Any]] = {}
         self._provided: dict[type[Any], Any] = {}
@@ -110,6 +115,21 @@ class Registry:
             raise LookupError(f"nothing provides {kind.__name__}: register its context earlier in the list")
         value: T = self._provided[kind]
         return value
+
+    def meter(self, event_types: Iterable[str], count: Callable[[LoggedEvent], None]) -> None:
+        """Have the relay call `count` with each delivered event of these types (business metrics:
+        counted once per committed event, in one process)."""
+        for event_type in event_types:
+            self.meters.setdefault(event_type, []).append(count)
+
+    def count_relayed(self, event: LoggedEvent) -> None:
+        """Run the meters of a delivered event (the relay's `meter`)."""
+        for count in self.meters.get(event.type, ()):
+            count(event)
+
+    def read_state(self, reading: Reading) -> None:
+        """Add a reading of stored state (a backlog, an age) to the scheduler's metrics, taken when scraped."""
+        self.readings.append(reading)
 
     def schedule(self, name: str, every_s: float, run: Callable[[], object]) -> None:
         """Register `run` as the job `name`, sent by the scheduler every `every_s` seconds."""

@@ -35,15 +35,6 @@ from tests.support.provider_sim import ProviderSim
 
 
 @pytest.fixture
-def provider(tmp_path: Path) -> Iterator[ProviderSim]:
-    sim = ProviderSim.start(tmp_path / "provider-sim.log")
-    try:
-        yield sim
-    finally:
-        sim.stop()
-
-
-@pytest.fixture
 def backbone(postgres_database: Database, provider: ProviderSim, tmp_path: Path) -> Iterator[Backbone]:
     create_instruments(postgres_database)
     running = Backbone(

@@ -349,6 +349,19 @@ class SqlDeliveryRepository:
         )
         return list(self._connection.execute(chosen).scalars())
 
+    def backlog(self, now: datetime) -> tuple[int, int, datetime | None]:
+        """Pending deliveries, how many of them are due and unclaimed, and the oldest due time among those."""
+        d = webhook_deliveries.c
+        pending = self._connection.execute(
+            select(func.count()).select_from(webhook_deliveries).where(d.status == DeliveryStatus.PENDING)
+        ).scalar_one()
+        due, oldest = self._connection.execute(
+            select(func.count(), func.min(d.next_attempt_at)).where(
+                d.status == DeliveryStatus.PENDING, d.next_attempt_at <= now, _unclaimed(now)
+            )
+        ).one()
+        return int(pending), int(due), oldest
+
     def take_dispatch_turn(self) -> None:
         # SQLite's write lock already makes writers take turns; PostgreSQL's a transaction-scoped advisory lock.
         if self._connection.dialect.name == "postgresql":

@@ -31,8 +31,11 @@ from bookwell.payments.ports import ProviderUnavailable
 from bookwell.payments.ports import RefundResult
 from bookwell.platform.kernel.context import current
 from bookwell.platform.kernel.retry import backoff_delay
+from bookwell.platform.observability.metrics import observe_breaker
+from bookwell.platform.observability.metrics import observe_call
 
 log = structlog.get_logger("bookwell.payments.http")
+DEPENDENCY = "payment_provider"  # the label of its calls' and breaker's metrics
 
 _TRANSIENT_STATUSES = frozenset({408, 429})
 _FINAL_STATUSES = {"charge": frozenset({"succeeded", "declined"}), "refund": frozenset({"succeeded", "failed"})}
@@ -73,6 +76,7 @@ class _BreakerWatch(pybreaker.CircuitBreakerListener):
     ) -> None:
         if new_state.name == pybreaker.STATE_OPEN:
             self.opened_at = time.monotonic()
+        observe_breaker(DEPENDENCY, new_state.name)
         emit = log.warning if new_state.name == pybreaker.STATE_OPEN else log.info
         emit(
             "payment_provider_breaker",
@@ -111,6 +115,7 @@ class HttpPaymentProvider:
             listeners=[self._watch],
             name="payments.http",
         )
+        observe_breaker(DEPENDENCY, self._breaker.current_state)
 
     @property
     def breaker_state(self) -> str:
@@ -170,7 +175,9 @@ class HttpPaymentProvider:
 
         def finished(outcome: str, **fields: Any) -> None:
             attempts = retrying.statistics.get("attempt_number", 0)
-            latency_ms = round((time.monotonic() - started) * 1000, 1)
+            seconds = time.monotonic() - started
+            latency_ms = round(seconds * 1000, 1)
+            observe_call(DEPENDENCY, outcome, seconds)
             emit = call_log.info if outcome in _FINAL_STATUSES[operation] else call_log.warning
             emit("payment_provider_call", outcome=outcome, attempts=attempts, latency_ms=latency_ms, **fields)
 

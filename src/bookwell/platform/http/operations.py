@@ -19,7 +19,7 @@ from bookwell.platform.http.contract.binding import Views
 from bookwell.platform.http.contract.binding import serve_contract
 from bookwell.platform.http.contract.spec import Contract
 from bookwell.platform.http.problems import HttpProblem
-from bookwell.platform.observability.metrics import exposition
+from bookwell.platform.observability.exporter import exposition
 
 ReadinessCheck = Callable[[], bool]
 SWAGGER_DIST = os.path.join(os.path.dirname(flask_swagger_ui.__file__), "dist")

@@ -54,6 +54,7 @@ from bookwell.platform.messaging.outbox import NOTIFY_CHANNEL
 from bookwell.platform.messaging.outbox import LoggedEvent
 from bookwell.platform.messaging.outbox import logged_event
 from bookwell.platform.messaging.outbox import outbox
+from bookwell.platform.observability.metrics import EVENTS_RELAYED
 
 log = structlog.get_logger("bookwell.relay")
 _MAX_PAUSE_S = 30.0  # the longest a failing relay waits before its next pass
@@ -90,6 +91,7 @@ class Relay:
         *,
         batch_size: int = 100,
         poll_interval_s: float = 0.5,
+        meter: Callable[[LoggedEvent], None] = lambda _event: None,
     ) -> None:
         self.database = database
         self.subscriptions = subscriptions
@@ -97,6 +99,7 @@ class Relay:
         self.publisher = publisher
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
+        self.meter = meter  # counts each delivered event in the business metrics (`Registry.meter`)
         self.stopping = threading.Event()
 
     def relay_once(self) -> int:
@@ -108,6 +111,9 @@ class Relay:
         if deliveries is None:
             return 0
         claimed, jobs = deliveries
+        for item in claimed:
+            EVENTS_RELAYED.labels(item.event.type).inc()
+            self._meter(item.event)
         sent = []
         for delivery, context in jobs:
             try:
@@ -121,10 +127,16 @@ class Relay:
                     mark_sent(connection, sent, utcnow())
             except Exception:  # the events are delivered; unstamped jobs only cost a re-drive's copy
                 log.warning("mark_sent_failed", jobs=len(sent), exc_info=True)
-        log.debug("relayed", events=claimed, jobs=len(jobs))
-        return claimed
+        log.debug("relayed", events=len(claimed), jobs=len(jobs))
+        return len(claimed)
 
-    def _pass_in_one_transaction(self) -> tuple[int, list[Job]] | None:
+    def _meter(self, event: LoggedEvent) -> None:
+        try:
+            self.meter(event)
+        except Exception:  # a metric is never worth a delivery
+            log.warning("meter_failed", event_id=event.id, type=event.type, exc_info=True)
+
+    def _pass_in_one_transaction(self) -> tuple[list[Outgoing], list[Job]] | None:
         """PostgreSQL: the claimed rows stay locked (other relays skip them) until the pass commits."""
         with self.database.engine.connect() as connection:
             connection.begin()
@@ -134,9 +146,9 @@ class Relay:
             self._publish(claimed)
             jobs = self._record(connection, claimed)
             connection.commit()
-        return len(claimed), jobs
+        return claimed, jobs
 
-    def _pass_without_holding_the_writer_lock(self) -> tuple[int, list[Job]] | None:
+    def _pass_without_holding_the_writer_lock(self) -> tuple[list[Outgoing], list[Job]] | None:
         """SQLite: read, publish, then write; one relay only (`single_relay_lock`), so nothing else
         claims these rows, and SQLite's single writer lock is not held while JetStream answers."""
         with self.database.engine.connect().execution_options(**{READONLY_OPTION: True}) as connection:
@@ -149,7 +161,7 @@ class Relay:
             connection.begin()
             jobs = self._record(connection, claimed)
             connection.commit()
-        return len(claimed), jobs
+        return claimed, jobs
 
     def _publish(self, claimed: list[Outgoing]) -> None:
         if self.publisher is not None:

@@ -33,6 +33,7 @@ from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy import Table
 from sqlalchemy import UniqueConstraint
+from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import text
@@ -46,6 +47,7 @@ from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.ids import new_id
 from bookwell.platform.kernel.retry import backoff_delay
+from bookwell.platform.observability.metrics import SAGA_DURATION
 
 log = structlog.get_logger("bookwell.saga")
 RUNNING, DONE = "running", "done"
@@ -99,6 +101,7 @@ class Saga:
     data: dict[str, Any]
     attempts: int
     lease: datetime  # this worker's `locked_until`: writes count only while it is still the saga's
+    started_at: datetime
 
 
 class LeaseLost(Exception):
@@ -173,6 +176,8 @@ class SagaLog:
             values["data"] = {**self.saga.data, **data}
         if next_step is None:
             values |= {"status": DONE, "outcome": ended_as or outcome, "next_attempt_at": None}
+            seconds = (now - self.saga.started_at).total_seconds()
+            work.after_commit(lambda: SAGA_DURATION.labels(self.saga.type, ended_as or outcome).observe(seconds))
         else:
             values |= {"step": next_step, "next_attempt_at": now}
         owned = connection.execute(
@@ -267,6 +272,14 @@ class Sagas:
         with SqlUnitOfWork(self.database, readonly=True) as reading:
             return saga_of(reading.connection, saga_type, subject_id)
 
+    def running(self) -> tuple[int, datetime | None]:
+        """How many sagas run, and when the oldest of them started."""
+        with SqlUnitOfWork(self.database, readonly=True) as reading:
+            count, oldest = reading.connection.execute(
+                select(func.count(), func.min(sagas.c.created_at)).where(sagas.c.status == RUNNING)
+            ).one()
+            return int(count), oldest
+
     def due(self, limit: int = 500) -> list[str]:
         """Running sagas whose next attempt is due and that no live lease holds."""
         now = utcnow()
@@ -329,12 +342,20 @@ class Sagas:
                     sagas.c.data,
                     sagas.c.attempts,
                     sagas.c.locked_until,
+                    sagas.c.created_at,
                 )
             ).first()
         if leased is None:
             return None
         return Saga(
-            leased.id, leased.type, leased.subject_id, leased.step, leased.data, leased.attempts, leased.locked_until
+            leased.id,
+            leased.type,
+            leased.subject_id,
+            leased.step,
+            leased.data,
+            leased.attempts,
+            leased.locked_until,
+            leased.created_at,
         )
 
     def _wait(self, saga: Saga, retry: Retry) -> None:

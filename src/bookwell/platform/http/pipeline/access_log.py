@@ -12,6 +12,7 @@ from flask import request
 from bookwell.platform.http.pipeline.exchange import Exchange
 from bookwell.platform.http.pipeline.exchange import Proceed
 from bookwell.platform.kernel.context import current
+from bookwell.platform.observability.metrics import IN_FLIGHT
 from bookwell.platform.observability.metrics import observe_request
 
 access_log = structlog.get_logger("bookwell.access")
@@ -20,7 +21,8 @@ access_log = structlog.get_logger("bookwell.access")
 def log_and_measure(exchange: Exchange, proceed: Proceed) -> Response:
     """Time the rest of the request, then count it and log it (route template, never the path)."""
     started = time.perf_counter()
-    response = proceed(exchange)
+    with IN_FLIGHT.track_inprogress():
+        response = proceed(exchange)
     seconds = time.perf_counter() - started
     route = request.url_rule.rule if request.url_rule else None
     observe_request(request.method, route, response.status_code, seconds)

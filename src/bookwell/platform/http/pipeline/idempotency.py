@@ -34,6 +34,7 @@ from bookwell.platform.idempotency import IdempotencyStore
 from bookwell.platform.idempotency import StoredResponse
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.context import current
+from bookwell.platform.observability.metrics import IDEMPOTENCY
 
 _VALID_KEY = re.compile(r"^[\x20-\x7E]{1,255}$")
 _NOT_STORED_HEADERS = frozenset({"x-request-id", "content-length", "date", "set-cookie"})
@@ -134,11 +135,14 @@ class Idempotency:
         """The stored answer for this key, or `handle()`'s answer, stored with its effect."""
         claimed = self.store.claim(organization_id, key, _fingerprint(), utcnow())
         if claimed.stored is not None:
+            IDEMPOTENCY.labels("replayed").inc()
             return _replay(claimed.stored)
         if claimed.claim is Claim.IN_USE:
+            IDEMPOTENCY.labels("in_use").inc()
             assert claimed.busy_until is not None  # an IN_USE claim says until when
             raise _in_use(max(1, math.ceil((claimed.busy_until - utcnow()).total_seconds())))
         if claimed.claim is Claim.REUSED:
+            IDEMPOTENCY.labels("reused").inc()
             raise HttpProblem(
                 422, "idempotency_key_reused", "Idempotency key reused", "This key was used for a different request."
             )

@@ -20,11 +20,13 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+import amqp
 import structlog
 from celery import Celery
 from celery import Task
 from sqlalchemy import bindparam
 from sqlalchemy import delete
+from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -52,6 +54,9 @@ from bookwell.platform.messaging.jobs.records import dead_letters
 from bookwell.platform.messaging.jobs.records import job_failures
 from bookwell.platform.messaging.outbox import logged_event
 from bookwell.platform.messaging.outbox import outbox
+from bookwell.platform.observability.metrics import DELIVERIES_SKIPPED
+from bookwell.platform.observability.metrics import EVENT_HANDLING_DELAY
+from bookwell.platform.observability.metrics import REDRIVEN
 from bookwell.settings import Settings
 
 log = structlog.get_logger("bookwell.jobs")
@@ -113,10 +118,13 @@ class Jobs:
                     handler=handler,
                     status=status,
                 )
+                DELIVERIES_SKIPPED.labels(status or "gone").inc()
                 return
-            self.subscriptions.handler(handler)(logged_event(row))
+            event = logged_event(row)
+            self.subscriptions.handler(handler)(event)
             connection.execute(_DONE, {**keys, "done_at": utcnow()})
             connection.commit()
+        EVENT_HANDLING_DELAY.labels(handler).observe((utcnow() - event.created_at).total_seconds())
 
     def enqueue(self, delivery: Delivery, context: RequestContext) -> None:
         """Send the job that runs `delivery` (the relay's Enqueue), with its event's request context."""
@@ -153,6 +161,7 @@ class Jobs:
             try:
                 self.enqueue(item.delivery, item.context)
                 sent.append(item.delivery)
+                REDRIVEN.labels("sent" if item.was_sent else "never_sent").inc()
             except Exception:
                 log.warning("redrive_send_failed", event_id=item.delivery.event_id, exc_info=True)
         if sent:
@@ -178,14 +187,23 @@ class Jobs:
         alone even on a broker that does not redeliver; once the queue is empty, a sent delivery
         still pending and not being run was taken by a worker that died. Unknown (the broker does
         not answer) counts as waiting: nothing sent is re-sent on a guess."""
+        waiting = self.queue_depth(self.settings.job_queue)
+        return waiting is None or waiting > 0
+
+    def queue_depth(self, queue: str) -> int | None:
+        """How many jobs wait in `queue` for a worker (taken but unacknowledged ones not counted);
+        None when the broker does not answer."""
         try:
             with self.celery.connection_for_read() as connection:
-                # Not passive: Redis drops an emptied queue's key, and a passive declare would say "no queue".
-                _, waiting, _ = connection.default_channel.queue_declare(self.settings.job_queue)
+                # Passive on RabbitMQ (a declare must match the queue's own arguments, durable and all);
+                # not on Redis, which drops an emptied queue's key, where passive would say "no queue".
+                _, waiting, _ = connection.default_channel.queue_declare(queue, passive=self.broker_redelivers)
+        except amqp.exceptions.NotFound:
+            return 0  # RabbitMQ: no worker has declared it yet, so nothing was sent to it either
         except Exception:
-            log.warning("job_queue_size_unknown", queue=self.settings.job_queue, exc_info=True)
-            return True
-        return bool(waiting)
+            log.warning("job_queue_size_unknown", queue=queue, exc_info=True)
+            return None
+        return int(waiting)
 
     @property
     def broker_holds_for(self) -> timedelta:
@@ -214,6 +232,15 @@ class Jobs:
                 )
                 for row in connection.execute(query)
             ]
+
+    def dead_letter_count(self) -> int:
+        """How many dead letters wait for an operator (not replayed)."""
+        with self.database.engine.connect() as connection:
+            return int(
+                connection.execute(
+                    select(func.count()).select_from(dead_letters).where(dead_letters.c.replayed_at.is_(None))
+                ).scalar_one()
+            )
 
     def replay(self, dead_letter_id: str) -> str | None:
         """Send a dead letter's job again (attempts start over); its new task id, or None if there is none to replay."""

@@ -28,6 +28,8 @@ from bookwell.platform.messaging.inbox import move
 from bookwell.platform.messaging.jobs.records import dead_letters
 from bookwell.platform.messaging.jobs.records import job_failures
 from bookwell.platform.observability.logging import redact
+from bookwell.platform.observability.metrics import JOB_DURATION
+from bookwell.platform.observability.metrics import JOBS
 
 if TYPE_CHECKING:
     from bookwell.platform.messaging.jobs.app import Jobs
@@ -50,23 +52,30 @@ class Job(Task):
         job = {"task": self.name, "task_id": request.id, "attempt": request.retries + 1, **self.log_fields(list(args))}
         with bound(self._request_context()), structlog.contextvars.bound_contextvars(**job):
             started = perf_counter()
+            outcome = "retry"  # a Retry raised by the job itself, or by `_failed`
             try:
                 result = self.run(*args, **kwargs)
+                outcome = "done"
             except Retry:
                 raise
             except Exception as error:  # noqa: BLE001 - every failure is counted, retried or dead-lettered
-                self._failed(error, list(args), kwargs)
+                outcome = self._failed(error, list(args), kwargs)
                 return None
+            finally:
+                seconds = perf_counter() - started
+                JOBS.labels(self.name, outcome).inc()
+                JOB_DURATION.labels(self.name).observe(seconds)
             # The job's one line when it succeeds (Celery's own "received" and "succeeded" are off:
             # `Jobs.run_worker`); a failure has its own lines.
-            log.info("job_done", duration_ms=round((perf_counter() - started) * 1000, 3))
+            log.info("job_done", duration_ms=round(seconds * 1000, 3))
             return result
 
     def log_fields(self, args: list[Any]) -> dict[str, Any]:
         """Hook: what of the job's arguments goes in each of its log lines (no secrets; nothing by default)."""
         return {}
 
-    def _failed(self, error: Exception, args: list[Any], kwargs: dict[str, Any]) -> None:
+    def _failed(self, error: Exception, args: list[Any], kwargs: dict[str, Any]) -> str:
+        """Record a failed attempt, then retry (raises Retry) or dead-letter it (returns "dead")."""
         settings = self.jobs.settings
         attempt = self.request.retries + 1
         final = attempt >= settings.job_max_attempts
@@ -81,7 +90,7 @@ class Job(Task):
             raise self.retry(args=args, kwargs=kwargs, countdown=self.jobs.countdown(pause), exc=error) from None
         if delay is None:
             log.error("job_dead_lettered", attempts=attempt, error=message, exc_info=error)
-            return
+            return "dead"
         log.warning("job_failed_will_retry", retry_in_s=round(delay, 3), error=message, exc_info=error)
         raise self.retry(args=args, kwargs=kwargs, countdown=self.jobs.countdown(delay), exc=error)
 
