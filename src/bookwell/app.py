@@ -20,6 +20,7 @@ from bookwell.platform.http.pipeline.stages import PipelineApp
 from bookwell.platform.http.pipeline.stages import install
 from bookwell.platform.http.pipeline.stages import request_stages
 from bookwell.platform.messaging.event_log import EventLog
+from bookwell.platform.observability import tracing
 from bookwell.platform.observability.logging import configure_logging
 from bookwell.platform.ratelimit import PolicyResolver
 from bookwell.platform.ratelimit import build_rate_limiter
@@ -47,6 +48,7 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["bookwell.container"] = container
 
+    tracing.instrument_app(app)
     problems.init_app(app)
     pagination.init_app(app, settings.secret_key)
     operations.init_app(app)

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import signal
 from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,6 +32,8 @@ from bookwell.platform.messaging.jetstream import JetStream
 from bookwell.platform.messaging.relay import Relay
 from bookwell.platform.messaging.relay import single_relay_lock
 from bookwell.platform.observability import exporter
+from bookwell.platform.observability import tracing
+from bookwell.platform.observability.exporter import Reading
 from bookwell.platform.observability.logging import configure_logging
 from bookwell.platform.ratelimit import Policy
 from bookwell.platform.ratelimit import PolicyResolver
@@ -191,6 +194,12 @@ def _started(process: str, container: Registry, **details: object) -> None:
     log.info(f"{process}_started", database=container.database.location, broker=settings.broker_url, **details)
 
 
+def _observed(process: str, container: Registry, metrics_bind: str, readings: Sequence[Reading] = ()) -> None:
+    """Serve the process's metrics and start its tracing (when a collector is configured)."""
+    exporter.serve(process, metrics_bind, readings)
+    tracing.start(process, container.settings.trace_sample_ratio)
+
+
 def _stop_on_sigterm(stop: Callable[[], None]) -> None:
     """SIGTERM and SIGINT ask the process to finish what it holds and exit."""
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -215,7 +224,7 @@ def relay(ctx: click.Context) -> None:
             meter=container.count_relayed,
         )
         _stop_on_sigterm(relay.stopping.set)
-        exporter.serve("relay", settings.relay_metrics_bind)
+        _observed("relay", container, settings.relay_metrics_bind)
         _started("relay", container, jetstream=publisher is not None)
         try:
             relay.run()
@@ -231,7 +240,7 @@ def worker(ctx: click.Context) -> None:
     """Run jobs from the broker until SIGTERM (running jobs finish first)."""
     container = _container(ctx)
     _started("worker", container)
-    exporter.serve("worker", container.settings.worker_metrics_bind)
+    _observed("worker", container, container.settings.worker_metrics_bind)
     container.jobs.run_worker()
 
 
@@ -241,7 +250,7 @@ def scheduler(ctx: click.Context) -> None:
     """Send the scheduled jobs (holds, purges, re-drive) on time, until SIGTERM."""
     container = _container(ctx)
     _started("scheduler", container)
-    exporter.serve("scheduler", container.settings.scheduler_metrics_bind, container.readings)
+    _observed("scheduler", container, container.settings.scheduler_metrics_bind, container.readings)
     container.jobs.run_scheduler(container.timetable())
 
 

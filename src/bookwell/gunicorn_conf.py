@@ -63,6 +63,14 @@ def when_ready(server: Any) -> None:
         )
 
 
+def post_fork(_server: Any, _worker: Any) -> None:
+    """Start tracing in the worker (when a collector is configured): after the fork, so the span
+    exporter's thread is the worker's own."""
+    from bookwell.platform.observability import tracing
+
+    tracing.start("api", _settings.trace_sample_ratio)
+
+
 def post_worker_init(worker: Any) -> None:
     """Gunicorn's own error answers (414, 431, malformed requests) as problem+json, like the app's;
     count its threads in the merged metrics; then say that this worker serves (its app is loaded)."""

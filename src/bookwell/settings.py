@@ -143,6 +143,13 @@ class Settings(BaseSettings):
         description="`json` lines for machines; `console`, aligned text for people (`make run` sets it).",
     )
     http_bind: str = Field(default="127.0.0.1:8000", description="Where the API listens (`HOST:PORT`), for Gunicorn.")
+    trace_sample_ratio: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="The share of new traces recorded when tracing is on (an `OTEL_EXPORTER_OTLP_ENDPOINT` is"
+        " set); a request that arrives in a sampled trace is always recorded (parent-based).",
+    )
     relay_metrics_bind: str = Field(
         default="127.0.0.1:9101", description="Where `bookwell relay` serves `/metrics` (`HOST:PORT`); empty: nowhere."
     )

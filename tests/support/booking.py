@@ -21,11 +21,16 @@ EVERY_DAY = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday",
 def setup(database: Database, *, price: int = 0, capacity: int = 1) -> tuple[str, str]:
     """A new organization and its court (hourly slots, up to 3 per booking); their ids."""
     organization, _ = identity_service.create_organization(uow=SqlIdentityUnitOfWork(database), name="Acme")
-    court = catalog_service.create_resource(
+    return organization.id, court(database, organization.id, price=price, capacity=capacity)
+
+
+def court(database: Database, organization_id: str, *, price: int = 0, capacity: int = 1, name: str = "Court") -> str:
+    """A court of the organization's, open round the clock in UTC (hourly slots, up to 3 per booking); its id."""
+    return catalog_service.create_resource(
         uow=SqlCatalogUnitOfWork(database),
-        organization_id=organization.id,
+        organization_id=organization_id,
         fields={
-            "name": "Court",
+            "name": name,
             "timezone": "UTC",
             "slot_minutes": 60,
             "capacity": capacity,
@@ -33,8 +38,7 @@ def setup(database: Database, *, price: int = 0, capacity: int = 1) -> tuple[str
             "opening_hours": {day: [["00:00", "24:00"]] for day in EVERY_DAY},
             "price_per_slot": {"amount": price, "currency": "EUR"},
         },
-    )
-    return organization.id, court.id
+    ).id
 
 
 def request(organization_id: str, resource_id: str, hours: int = 0, *, token: str | None = None) -> BookingRequest:

@@ -14,7 +14,10 @@ from pathlib import Path
 
 from bookwell.platform.db import Database
 from bookwell.settings import Settings
+from tests.conftest import RABBITMQ_URL
 from tests.support.backbone import ROOT
+from tests.support.backbone import Backbone
+from tests.support.backbone import create_instruments
 from tests.support.net import free_port
 
 
@@ -75,3 +78,21 @@ def _answers(port: int) -> bool:
             return connection.recv(64).startswith(b"HTTP/1.1 200")
     except OSError:
         return False
+
+
+@contextmanager
+def whole_system(database: Database, folder: Path, provider_url: str, **env: str) -> Iterator[tuple[Backbone, int]]:
+    """Relay, worker and scheduler (`Backbone`, on RabbitMQ) and Gunicorn on one job queue, charging
+    the provider simulator at `provider_url`, with `env` for all four; yields the backbone and the
+    API's port. The database's instruments table exists (`create_instruments`)."""
+    create_instruments(database)
+    shared = {"BOOKWELL_PAYMENT_PROVIDER": "http", "BOOKWELL_PAYMENT_PROVIDER_URL": provider_url, **env}
+    backbone = Backbone(database, RABBITMQ_URL, folder, extra_env=shared)
+    try:
+        backbone.start_all()
+        with gunicorn(
+            database, folder, BOOKWELL_BROKER_URL=RABBITMQ_URL, BOOKWELL_JOB_QUEUE=backbone.queue, **shared
+        ) as port:
+            yield backbone, port
+    finally:
+        backbone.cleanup()

@@ -42,6 +42,7 @@ from bookwell.platform.kernel.errors import Busy
 from bookwell.platform.kernel.errors import Unavailable
 from bookwell.platform.kernel.pages import Page
 from bookwell.platform.kernel.pages import PageRequest
+from bookwell.platform.observability import tracing
 from bookwell.platform.observability.metrics import POOL_CAPACITY
 from bookwell.platform.observability.metrics import POOL_IN_USE
 from bookwell.platform.observability.metrics import POOL_TIMEOUTS
@@ -186,6 +187,7 @@ def _create_engine(settings: Settings) -> Engine:
     event.listen(engine, "handle_error", _lock_timeouts_are_busy)
     event.listen(engine, "handle_error", _lost_databases_are_unavailable)
     _measure_pool(engine)
+    tracing.instrument_engine(engine)
     return engine
 
 

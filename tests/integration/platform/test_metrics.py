@@ -22,18 +22,13 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bookwell.catalog import service as catalog_service
-from bookwell.catalog.adapters.sql import SqlCatalogUnitOfWork
 from bookwell.identity import service as identity_service
 from bookwell.identity.adapters.sql import SqlIdentityUnitOfWork
 from bookwell.platform.db import Database
-from tests.conftest import RABBITMQ_URL
 from tests.integration.payments.test_chaos import running_sagas
 from tests.support.backbone import ROOT
-from tests.support.backbone import Backbone
-from tests.support.backbone import create_instruments
-from tests.support.booking import EVERY_DAY
-from tests.support.gunicorn import gunicorn
+from tests.support.booking import court
+from tests.support.gunicorn import whole_system
 from tests.support.provider_sim import ProviderSim
 
 PRICE = 1200
@@ -109,24 +104,14 @@ def test_every_process_serves_its_families_and_the_counters_equal_the_script(
     postgres_database: Database, provider: ProviderSim, tmp_path: Path
 ) -> None:
     database = postgres_database
-    create_instruments(database)
-    payments_env = {"BOOKWELL_PAYMENT_PROVIDER": "http", "BOOKWELL_PAYMENT_PROVIDER_URL": provider.url}
-    backbone = Backbone(
-        database, RABBITMQ_URL, tmp_path, extra_env={**payments_env, "BOOKWELL_SAGA_SWEEP_EVERY_S": "1"}
-    )
-    api_env = {"BOOKWELL_BROKER_URL": RABBITMQ_URL, "BOOKWELL_JOB_QUEUE": backbone.queue, **payments_env}
-    try:
-        backbone.start_all()
-        with gunicorn(database, tmp_path, **api_env) as port:
-            did = run_script(database, f"http://127.0.0.1:{port}")
-            backbone.wait_for_drain(
-                lambda: running_sagas(database) + backbone.unsettled(), "every saga and delivery to finish"
-            )
-            served = {"api": scrape(f"http://127.0.0.1:{port}/metrics")}
+    with whole_system(database, tmp_path, provider.url, BOOKWELL_SAGA_SWEEP_EVERY_S="1") as (backbone, port):
+        did = run_script(database, f"http://127.0.0.1:{port}")
+        backbone.wait_for_drain(
+            lambda: running_sagas(database) + backbone.unsettled(), "every saga and delivery to finish"
+        )
+        served = {"api": scrape(f"http://127.0.0.1:{port}/metrics")}
         for name in ("relay", "worker", "scheduler"):
             served[name] = scrape(backbone.metrics_url(name))
-    finally:
-        backbone.cleanup()
 
     for process, families in FAMILIES.items():
         missing = sorted(set(families) - served[process].sampled)
@@ -175,22 +160,8 @@ def test_every_process_serves_its_families_and_the_counters_equal_the_script(
 def run_script(database: Database, api: str) -> Counter[tuple[str, str, int]]:
     """Book, replay, read and cancel over HTTP; what was answered, by method, route template and status."""
     organization, token = identity_service.create_organization(uow=SqlIdentityUnitOfWork(database), name="Acme")
-    free, paid = (
-        catalog_service.create_resource(
-            uow=SqlCatalogUnitOfWork(database),
-            organization_id=organization.id,
-            fields={
-                "name": name,
-                "timezone": "UTC",
-                "slot_minutes": 60,
-                "capacity": 10,
-                "max_slots": 3,
-                "opening_hours": {day: [["00:00", "24:00"]] for day in EVERY_DAY},
-                "price_per_slot": {"amount": price, "currency": "EUR"},
-            },
-        ).id
-        for name, price in (("Free court", 0), ("Paid court", PRICE))
-    )
+    free = court(database, organization.id, capacity=10, name="Free court")
+    paid = court(database, organization.id, price=PRICE, capacity=10, name="Paid court")
     did: Counter[tuple[str, str, int]] = Counter()
     start = (datetime.now(UTC) + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
     with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {token}"}, timeout=30) as client:

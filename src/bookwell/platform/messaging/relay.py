@@ -54,6 +54,7 @@ from bookwell.platform.messaging.outbox import NOTIFY_CHANNEL
 from bookwell.platform.messaging.outbox import LoggedEvent
 from bookwell.platform.messaging.outbox import logged_event
 from bookwell.platform.messaging.outbox import outbox
+from bookwell.platform.observability import tracing
 from bookwell.platform.observability.metrics import EVENTS_RELAYED
 
 log = structlog.get_logger("bookwell.relay")
@@ -117,7 +118,8 @@ class Relay:
         sent = []
         for delivery, context in jobs:
             try:
-                self.enqueue(delivery, context)
+                with tracing.continued(context.traceparent, f"enqueue {delivery.handler}"):
+                    self.enqueue(delivery, context)
                 sent.append(delivery)
             except Exception:
                 log.warning("enqueue_failed", event_id=delivery.event_id, handler=delivery.handler, exc_info=True)
@@ -164,8 +166,9 @@ class Relay:
         return claimed, jobs
 
     def _publish(self, claimed: list[Outgoing]) -> None:
-        if self.publisher is not None:
-            self.publisher.publish(claimed)
+        with tracing.linked("bookwell.relay publish", [item.context.traceparent for item in claimed]):
+            if self.publisher is not None:
+                self.publisher.publish(claimed)
 
     def _record(self, connection: Connection, claimed: list[Outgoing]) -> list[Job]:
         """Write the inbox rows and mark the events sent; the jobs to send once this commits."""

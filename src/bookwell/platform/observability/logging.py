@@ -12,6 +12,7 @@ from typing import TextIO
 import structlog
 
 from bookwell.platform.kernel.context import current
+from bookwell.platform.observability import tracing
 
 _SECRET_KEY = re.compile(r"authorization|secret|password|token|api_key|cookie", re.IGNORECASE)
 _BEARER = re.compile(r"(?i)\b(bearer\s+)\S+")
@@ -36,16 +37,25 @@ def redact(value: Any) -> Any:
 
 
 def add_request_context(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Add the current request context's id, trace and organization (unless the line names its own)."""
+    """Add the current request context's id, organization, and trace and span ids: the recording
+    span's when tracing is on, else those of the context's `traceparent` (unless the line names its own)."""
     context = current()
+    ids = tracing.ids() or _ids(context.traceparent)
+    trace_id, span_id = ids if ids else (None, None)
     for key, value in (
         ("request_id", context.request_id),
-        ("traceparent", context.traceparent),
+        ("trace_id", trace_id),
+        ("span_id", span_id),
         ("organization_id", context.organization_id),
     ):
         if value is not None:
             event_dict.setdefault(key, value)
     return event_dict
+
+
+def _ids(traceparent: str | None) -> tuple[str, str] | None:
+    """The trace and span ids of a W3C `traceparent` (`00-<trace>-<span>-<flags>`)."""
+    return (traceparent[3:35], traceparent[36:52]) if traceparent and len(traceparent) == 55 else None
 
 
 def redact_secrets(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -16,6 +16,7 @@ from bookwell.platform.http.pipeline.exchange import Exchange
 from bookwell.platform.http.pipeline.exchange import Proceed
 from bookwell.platform.kernel.context import RequestContext
 from bookwell.platform.kernel.context import bound
+from bookwell.platform.observability import tracing
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
@@ -38,7 +39,8 @@ def request_context(exchange: Exchange, proceed: Proceed) -> Response:
     offered = request.headers.get("X-Request-ID", "")
     context = RequestContext(
         request_id=offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex,
-        traceparent=request_span(request.headers.get("traceparent", "")),
+        # The server span's when tracing records this request, else one of our own in the caller's trace.
+        traceparent=tracing.current_traceparent() or request_span(request.headers.get("traceparent", "")),
     )
     with bound(context):
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from datetime import timedelta
 from time import perf_counter
@@ -27,6 +28,7 @@ from bookwell.platform.messaging.inbox import Delivery
 from bookwell.platform.messaging.inbox import move
 from bookwell.platform.messaging.jobs.records import dead_letters
 from bookwell.platform.messaging.jobs.records import job_failures
+from bookwell.platform.observability import tracing
 from bookwell.platform.observability.logging import redact
 from bookwell.platform.observability.metrics import JOB_DURATION
 from bookwell.platform.observability.metrics import JOBS
@@ -50,7 +52,10 @@ class Job(Task):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         request = self.request
         job = {"task": self.name, "task_id": request.id, "attempt": request.retries + 1, **self.log_fields(list(args))}
-        with bound(self._request_context()), structlog.contextvars.bound_contextvars(**job):
+        context = self._request_context()
+        if traced := tracing.current_traceparent():  # the job's own span (tracing on), in the request's trace
+            context = dataclasses.replace(context, traceparent=traced)
+        with bound(context), structlog.contextvars.bound_contextvars(**job):
             started = perf_counter()
             outcome = "retry"  # a Retry raised by the job itself, or by `_failed`
             try:
