@@ -334,7 +334,7 @@ def pgbench_database(admin_url: str) -> Iterator[str]:
 
 
 def server_env(database: Database, workers: int, threads: int, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOOKWELL_", "PROMETHEUS_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOOKWELL_", "PROMETHEUS_", "OTEL_"))}
     env |= {
         "BOOKWELL_ENV": "production",
         "BOOKWELL_SECRET_KEY": "bench-secret-key-" + uuid.uuid4().hex * 2,

@@ -22,6 +22,7 @@ from grafana_foundation_sdk.builders import prometheus
 from grafana_foundation_sdk.builders import timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
+from slo_rules import load as load_slos  # tools/, beside this file
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ROOT / "ops" / "grafana"
@@ -84,12 +85,7 @@ SERVICE = (
             "Each SLO's error ratio over the last hour, as a multiple of its budget: above 14.4 with the 5m"
             " window too, the fast-burn alert pages.",
             "none",
-            (
-                Query("slo:api_availability:error_ratio_rate1h / 0.001", "API availability"),
-                Query("slo:booking_create_latency:error_ratio_rate1h / 0.01", "booking-create latency"),
-                Query("slo:event_freshness:error_ratio_rate1h / 0.01", "event freshness"),
-                Query("slo:payment_completion:error_ratio_rate1h / 0.01", "payment completion"),
-            ),
+            tuple(Query(f"{slo.record('1h')} / {slo.budget}", slo.title) for slo in load_slos()),
         ),
         Panel(
             "Server threads in use",
@@ -102,8 +98,8 @@ SERVICE = (
         ),
         Panel(
             "Database pool",
-            "Connections checked out, the most the pool may hold, callers waiting, and timeouts a second"
-            " (each a 503), per process.",
+            "Connections checked out, the most the pool may hold, callers in a check-out (waiting or connecting),"
+            " and timeouts a second (each a 503), per process.",
             "short",
             (
                 Query("sum by (job, instance) (bookwell_db_pool_connections_in_use)", "in use {{instance}}"),

@@ -12,6 +12,7 @@ from tests.ops.generated import promtool
 
 PROMETHEUS = ROOT / "ops" / "prometheus"
 RULE_FILES = sorted(path for path in PROMETHEUS.glob("*.yaml") if not path.name.endswith(".test.yaml"))
+TEST_FILES = sorted(PROMETHEUS.glob("*.test.yaml"))
 RUNBOOK_BASE = "https://github.com/bookwell/bookwell/blob/main/"
 
 
@@ -35,14 +36,14 @@ def test_promtool_accepts_every_rule_file() -> None:
 
 
 def test_every_alert_fires_at_its_threshold_and_not_at_nine_tenths_of_it() -> None:
-    tests = yaml.safe_load((PROMETHEUS / "slo-rules.test.yaml").read_text())["tests"]
+    tests = [case for path in TEST_FILES for case in yaml.safe_load(path.read_text())["tests"]]
     for alert in alerts():
         cases = [case for case in tests if case["alert_rule_test"][0]["alertname"] == alert["alert"]]
         assert any(case["alert_rule_test"][0]["exp_alerts"] for case in cases), f"no case where {alert['alert']} fires"
         assert any(not case["alert_rule_test"][0]["exp_alerts"] for case in cases), (
             f"no case where {alert['alert']} is silent"
         )
-    tested = promtool("test", "rules", "slo-rules.test.yaml", cwd=PROMETHEUS)
+    tested = promtool("test", "rules", *(path.name for path in TEST_FILES), cwd=PROMETHEUS)
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "SUCCESS" in tested.stdout
 

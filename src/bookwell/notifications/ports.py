@@ -78,7 +78,8 @@ class DeliveryRepository(Protocol):
     ) -> Page[Delivery]: ...
 
     def backlog(self, now: datetime) -> tuple[int, int, datetime | None]:
-        """Pending deliveries, how many of them are due and unclaimed, and the oldest due time among those."""
+        """Pending deliveries, how many of those to active endpoints are due and unclaimed, and the
+        oldest due time among them."""
         ...
 
     def due(self, now: datetime, *, limit: int, per_endpoint: int) -> Sequence[str]:

@@ -160,10 +160,15 @@ class Webhooks:
         with self.uow(readonly=True) as reading:
             pending, due, oldest_due = reading.deliveries.backlog(now)
         yield gauge("bookwell_webhook_deliveries_pending", "Webhook deliveries not yet succeeded or dead.", pending)
-        yield gauge("bookwell_webhook_deliveries_due", "Webhook deliveries due for an attempt and not claimed.", due)
+        yield gauge(
+            "bookwell_webhook_deliveries_due",
+            "Webhook deliveries to active endpoints due for an attempt and not claimed (a failing endpoint"
+            " takes one at a time).",
+            due,
+        )
         yield gauge(
             "bookwell_webhook_oldest_due_age_seconds",
-            "How long past its time the oldest due, unclaimed webhook delivery is (0: none is).",
+            "How long past its time the oldest due, unclaimed delivery to an active endpoint is (0: none is).",
             age(now, oldest_due),
         )
 

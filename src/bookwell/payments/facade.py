@@ -20,6 +20,7 @@ from bookwell.payments.ports import PaymentProvider
 from bookwell.payments.ports import ProviderUnavailable
 from bookwell.platform.db import Database
 from bookwell.platform.kernel.money import Money
+from bookwell.platform.observability.metrics import observe_money
 
 __all__ = ["CHARGING_SAGA", "Payment", "PaymentStatus", "Payments", "ProviderUnavailable", "Refund", "RefundStatus"]
 
@@ -48,7 +49,7 @@ class Payments:
 
     def charge(self, payment_id: str) -> Payment:
         """See `service.charge`; raises ProviderUnavailable when the provider gave no answer."""
-        return service.charge(uow=self._uow, provider=self.provider, payment_id=payment_id)
+        return service.charge(uow=self._uow, provider=self.provider, payment_id=payment_id, moved=observe_money)
 
     def abandon(self, payment_id: str, code: str) -> bool:
         return service.abandon(uow=self._uow(), payment_id=payment_id, code=code)

@@ -1,5 +1,5 @@
 """Payments registers itself: its unit of work, its views, the provider adapter the settings name,
-the refund saga's step, the `Payments` facade the booking saga charges through, and the money metrics."""
+the refund saga's step, and the `Payments` facade the booking saga charges through."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from bookwell.payments.adapters.sql import SqlPaymentsUnitOfWork
 from bookwell.payments.facade import Payments
 from bookwell.payments.ports import PaymentProvider
 from bookwell.payments.ports import PaymentsUnitOfWork
-from bookwell.platform.messaging.outbox import LoggedEvent
-from bookwell.platform.observability.metrics import PAYMENT_AMOUNTS
 from bookwell.platform.registry import Registry
 from bookwell.settings import Settings
 
@@ -34,21 +32,6 @@ def register(registry: Registry) -> None:
     tasks.register(registry.sagas, database=registry.database, uow=uow, provider=provider)
     registry.provide(PaymentProvider, provider)
     registry.provide(Payments, Payments(registry.database, provider, registry.kick_saga))
-    registry.meter(("payment.captured", "payment.refunded"), _count_amount)
-
-
-def _count_amount(event: LoggedEvent) -> None:
-    """Money captured (the payment's amount) or refunded (the refund this event settled: the latest
-    succeeded one, as each settled refund has its own event)."""
-    payment = event.payload["object"]
-    if event.type == "payment.captured":
-        amount = payment["amount"]
-        PAYMENT_AMOUNTS.labels("captured", amount["currency"]).inc(amount["amount"])
-        return
-    settled = [refund for refund in payment["refunds"] if refund["status"] == "succeeded"]
-    if settled:
-        amount = max(settled, key=lambda refund: refund["updated_at"])["amount"]
-        PAYMENT_AMOUNTS.labels("refunded", amount["currency"]).inc(amount["amount"])
 
 
 def payment_provider(settings: Settings) -> PaymentProvider:

@@ -49,8 +49,19 @@ def open_payment(
     return payment
 
 
-def charge(*, uow: UnitOfWorkFactory, provider: PaymentProvider, payment_id: str) -> Payment:
-    """Charge a pending payment and record the provider's final answer (captured or failed).
+# Told, once the change is committed, of money that moved: ("captured" or "refunded", amount, currency).
+MoneyMoved = Callable[[str, int, str], None]
+
+
+def _unheard(_kind: str, _amount: int, _currency: str) -> None:
+    """No one listens for money moving (the default)."""
+
+
+def charge(
+    *, uow: UnitOfWorkFactory, provider: PaymentProvider, payment_id: str, moved: MoneyMoved = _unheard
+) -> Payment:
+    """Charge a pending payment and record the provider's final answer (captured or failed); `moved`
+    hears of a capture once it is committed.
 
     Raises the provider's ProviderUnavailable when it gave no answer; the payment stays pending
     with its attempt counted, and calling again later is safe. A payment already settled is
@@ -81,6 +92,8 @@ def charge(*, uow: UnitOfWorkFactory, provider: PaymentProvider, payment_id: str
             if result.captured:
                 payment.capture(result.reference, now)
                 kind = "captured"
+                captured = payment.amount
+                work.after_commit(lambda: moved("captured", captured.amount, captured.currency))
             else:
                 payment.fail(result.failure_code or "declined", now, result.reference)
                 kind = "failed"
@@ -168,8 +181,11 @@ def refund_state(*, uow: PaymentsUnitOfWork, refund_id: str) -> RefundStatus:
     return refund.status
 
 
-def carry_out_refund(*, uow: UnitOfWorkFactory, provider: PaymentProvider, refund_id: str) -> Refund:
-    """Ask the provider for a pending refund and record its answer; ProviderUnavailable propagates."""
+def carry_out_refund(
+    *, uow: UnitOfWorkFactory, provider: PaymentProvider, refund_id: str, moved: MoneyMoved = _unheard
+) -> Refund:
+    """Ask the provider for a pending refund and record its answer (`moved` hears of a refund paid,
+    once committed); ProviderUnavailable propagates."""
     with uow() as work:
         refund = work.payments.refund(refund_id)
         if refund is None:
@@ -199,6 +215,8 @@ def carry_out_refund(*, uow: UnitOfWorkFactory, provider: PaymentProvider, refun
             work.payments.save_refund(current)
             if result.succeeded:
                 work.events.add(payment_event(payment, "refunded", work.payments.refunds_of(payment.id)))
+                paid = current
+                work.after_commit(lambda: moved("refunded", paid.amount, paid.currency))
             work.commit()
     return current
 

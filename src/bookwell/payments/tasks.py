@@ -17,6 +17,7 @@ from bookwell.payments.ports import PaymentsUnitOfWork
 from bookwell.payments.ports import ProviderUnavailable
 from bookwell.platform.db import Database
 from bookwell.platform.db import SqlUnitOfWork
+from bookwell.platform.observability.metrics import observe_money
 from bookwell.platform.workflow.saga import Retry
 from bookwell.platform.workflow.saga import Saga
 from bookwell.platform.workflow.saga import SagaLog
@@ -32,7 +33,7 @@ def register(
 
     def refund(saga: Saga, record: SagaLog) -> None:
         try:
-            done = service.carry_out_refund(uow=uow, provider=provider, refund_id=saga.subject_id)
+            done = service.carry_out_refund(uow=uow, provider=provider, refund_id=saga.subject_id, moved=observe_money)
         except ProviderUnavailable as unavailable:
             raise Retry(unavailable.reason, not_before_s=unavailable.retry_after_s) from unavailable
         succeeded = done.status is RefundStatus.SUCCEEDED

@@ -192,33 +192,33 @@ def _create_engine(settings: Settings) -> Engine:
 
 
 class _MeasuredQueuePool(QueuePool):
-    """A QueuePool that counts who waits for a connection and whose wait ran out."""
+    """A QueuePool that keeps the pool's gauges: connections checked out (after each check-out and
+    return, when the pool's own count is settled), callers inside a check-out, waits that ran out."""
 
     _sqla_logger_namespace = "sqlalchemy.pool.impl.QueuePool"  # logs as the pool it is, kept quiet like it
 
     def _do_get(self) -> ConnectionPoolEntry:
         POOL_WAITING.inc()
         try:
-            return super()._do_get()
+            entry = super()._do_get()
         except PoolTimeout:
             POOL_TIMEOUTS.inc()
             raise
         finally:
             POOL_WAITING.dec()
+        POOL_IN_USE.set(self.checkedout())
+        return entry
+
+    def _do_return_conn(self, record: ConnectionPoolEntry) -> None:
+        super()._do_return_conn(record)
+        POOL_IN_USE.set(self.checkedout())
 
 
 def _measure_pool(engine: Engine) -> None:
-    """Keep the pool's gauges: its capacity, and the connections checked out after each check-out and check-in."""
+    """The pool's capacity, for its gauges (one engine per process)."""
     pool = engine.pool
-    if not isinstance(pool, QueuePool):
-        return  # SQLite in memory: one connection, nothing to measure
-    POOL_CAPACITY.set(pool.size() + pool._max_overflow)  # one engine per process
-
-    def _in_use(*_args: Any) -> None:
-        POOL_IN_USE.set(pool.checkedout())
-
-    event.listen(engine, "checkout", _in_use)
-    event.listen(engine, "checkin", _in_use)
+    if isinstance(pool, QueuePool):  # not SQLite in memory: one connection, nothing to measure
+        POOL_CAPACITY.set(pool.size() + pool._max_overflow)
 
 
 def _lock_timeouts_are_busy(context: ExceptionContext) -> None:
@@ -298,6 +298,7 @@ def _note_return(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
 
 def _sqlite_engine(settings: Settings) -> Engine:
     url = make_url(settings.database_url)
+    in_memory = url.database in (None, "", ":memory:")
     engine = create_engine(
         url,
         hide_parameters=True,
@@ -305,6 +306,8 @@ def _sqlite_engine(settings: Settings) -> Engine:
             "timeout": settings.sqlite_busy_timeout_ms / 1000,
             "check_same_thread": False,
         },
+        # A file's pool is a QueuePool, measured; one in memory keeps SQLAlchemy's single connection.
+        **({} if in_memory else {"poolclass": _MeasuredQueuePool}),
     )
     busy_ms = settings.sqlite_busy_timeout_ms
 

@@ -350,15 +350,16 @@ class SqlDeliveryRepository:
         return list(self._connection.execute(chosen).scalars())
 
     def backlog(self, now: datetime) -> tuple[int, int, datetime | None]:
-        """Pending deliveries, how many of them are due and unclaimed, and the oldest due time among those."""
-        d = webhook_deliveries.c
+        """Pending deliveries, how many of those to active endpoints are due and unclaimed, and the
+        oldest due time among them (a disabled endpoint's deliveries wait for it, not for a worker)."""
+        d, e = webhook_deliveries.c, webhook_endpoints.c
         pending = self._connection.execute(
             select(func.count()).select_from(webhook_deliveries).where(d.status == DeliveryStatus.PENDING)
         ).scalar_one()
         due, oldest = self._connection.execute(
-            select(func.count(), func.min(d.next_attempt_at)).where(
-                d.status == DeliveryStatus.PENDING, d.next_attempt_at <= now, _unclaimed(now)
-            )
+            select(func.count(), func.min(d.next_attempt_at))
+            .select_from(webhook_deliveries.join(webhook_endpoints, e.id == d.endpoint_id))
+            .where(d.status == DeliveryStatus.PENDING, d.next_attempt_at <= now, _unclaimed(now), e.active.is_(True))
         ).one()
         return int(pending), int(due), oldest
 

@@ -69,7 +69,7 @@ POOL_CAPACITY = Gauge(
 )
 POOL_WAITING = Gauge(
     "bookwell_db_pool_checkouts_waiting",
-    "Callers waiting for a connection from the pool now.",
+    "Callers inside a pool check-out now: waiting for a free connection, or opening a new one.",
     multiprocess_mode="livesum",
 )
 POOL_TIMEOUTS = Counter(
@@ -136,7 +136,7 @@ BREAKER_STATE = Gauge(
     "bookwell_circuit_breaker_state",
     "A circuit breaker's state, by dependency: 0 closed, 1 half-open, 2 open.",
     ["dependency"],
-    multiprocess_mode="max",
+    multiprocess_mode="livemax",  # a dead worker's breaker is not the service's
 )
 
 WEBHOOK_DELIVERIES = Counter(
@@ -187,3 +187,8 @@ _BREAKER_STATES = {"closed": 0, "half-open": 1, "open": 2}
 def observe_breaker(dependency: str, state: str) -> None:
     """Note a circuit breaker's new state (pybreaker's names)."""
     BREAKER_STATE.labels(dependency).set(_BREAKER_STATES[state])
+
+
+def observe_money(kind: str, amount: int, currency: str) -> None:
+    """Count money that moved: `captured` or `refunded`, in the currency's minor units."""
+    PAYMENT_AMOUNTS.labels(kind, currency).inc(amount)
