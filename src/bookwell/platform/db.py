@@ -184,10 +184,12 @@ def _create_engine(settings: Settings) -> Engine:
         engine = _postgresql_engine(settings)
     else:
         raise UnsupportedDatabase(f"unsupported database URL {url.render_as_string(hide_password=True)!r}")
+    # Traced first: SQLAlchemy calls no `handle_error` listener after one that raises, and the two
+    # below raise (as Busy, as Unavailable), so the tracer's own would never end a failed statement's span.
+    tracing.instrument_engine(engine)
     event.listen(engine, "handle_error", _lock_timeouts_are_busy)
     event.listen(engine, "handle_error", _lost_databases_are_unavailable)
     _measure_pool(engine)
-    tracing.instrument_engine(engine)
     return engine
 
 

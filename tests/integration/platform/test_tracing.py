@@ -66,7 +66,7 @@ def test_one_trace_spans_the_request_its_sql_the_relay_the_saga_step_and_the_pro
 def complete(otlp: Receiver, trace_id: str) -> bool:
     """The saga step run by the worker, the provider call under it, and the relay's linked publish."""
     spans = otlp.trace(trace_id)
-    step = any(s.service == "bookwell-worker" and "bookwell.sagas.advance" in s.name for s in spans)
+    step = any(s.service == "bookwell-worker" and s.name == "saga booking charge" for s in spans)
     call = any(
         s.service == "bookwell-worker" and s.kind == CLIENT and "/v1/charges" in str(s.attributes) for s in spans
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import INVALID_SPAN
 
 from bookwell.platform.kernel.context import RequestContext
 from bookwell.platform.kernel.context import bound
@@ -39,6 +41,21 @@ def test_a_recording_span_is_the_traceparent_carried_on_and_the_ids_logged() -> 
     assert (line["trace_id"], line["span_id"]) == (trace_id, span_id)
 
 
-def test_spans_continued_or_linked_are_nothing_while_tracing_is_off() -> None:
-    with tracing.continued(PARENT, "enqueue"), tracing.linked("publish", [PARENT, None]):
-        assert tracing.current_traceparent() is None
+def test_an_unsampled_request_carries_its_own_trace_on_unsampled() -> None:
+    tracer = TracerProvider(sampler=ALWAYS_OFF).get_tracer("test")
+    with tracer.start_as_current_span("request") as span:
+        ids = span.get_span_context()
+        carried = tracing.current_traceparent()
+    assert carried is not None
+    assert carried.startswith(f"00-{ids.trace_id:032x}-{ids.span_id:016x}-")
+    assert int(carried[-2:], 16) & 1 == 0  # not sampled: its jobs are not recorded either
+
+
+def test_statements_are_traced_only_inside_a_span() -> None:
+    provider = TracerProvider()
+    sql = tracing._ChildSpansOnly(provider.get_tracer("sql"))
+    assert sql.start_span("select") is INVALID_SPAN  # a probe's or a poll's statement: no trace of its own
+    with provider.get_tracer("test").start_as_current_span("request"):
+        inside = sql.start_span("select")
+    assert inside.is_recording()
+    inside.end()

@@ -118,8 +118,7 @@ class Relay:
         sent = []
         for delivery, context in jobs:
             try:
-                with tracing.continued(context.traceparent, f"enqueue {delivery.handler}"):
-                    self.enqueue(delivery, context)
+                self.enqueue(delivery, context)
                 sent.append(delivery)
             except Exception:
                 log.warning("enqueue_failed", event_id=delivery.event_id, handler=delivery.handler, exc_info=True)
@@ -166,6 +165,7 @@ class Relay:
         return claimed, jobs
 
     def _publish(self, claimed: list[Outgoing]) -> None:
+        # Linked to every request whose events it carries on (to JetStream when there is one, to the inbox always).
         with tracing.linked("bookwell.relay publish", [item.context.traceparent for item in claimed]):
             if self.publisher is not None:
                 self.publisher.publish(claimed)

@@ -37,7 +37,7 @@ def redact(value: Any) -> Any:
 
 
 def add_request_context(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Add the current request context's id, organization, and trace and span ids: the recording
+    """Add the current request context's id, organization, and trace and span ids: the current
     span's when tracing is on, else those of the context's `traceparent` (unless the line names its own)."""
     context = current()
     ids = tracing.ids() or _ids(context.traceparent)

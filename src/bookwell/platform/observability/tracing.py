@@ -10,7 +10,7 @@ instrumented. Buffered spans are sent at exit (the SDK's own exit hook). Samplin
 parent-based, with `BOOKWELL_TRACE_SAMPLE_RATIO` for new traces.
 
 The request context (`kernel.context`) stays the one carrier across the outbox: its `traceparent`
-is the current span's whenever a span is recording, so events, job headers, JetStream headers and
+is the current span's whenever there is one (sampled or not), so events, job headers, JetStream headers and
 outbound calls continue the same trace.
 """
 
@@ -66,7 +66,7 @@ def start(service: str, sample_ratio: float) -> bool:
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(provider)
     CeleryInstrumentor().instrument()  # type: ignore[no-untyped-call]
-    HTTPXClientInstrumentor().instrument()
+    HTTPXClientInstrumentor().instrument(request_hook=_without_query)
     _started.append(service)
     log.info("tracing_started", service=service, sample_ratio=sample_ratio)
     return True
@@ -77,7 +77,9 @@ def instrument_app(app: Any) -> None:
     if enabled():
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
-        FlaskInstrumentor().instrument_app(app, excluded_urls="livez,readyz,metrics")  # type: ignore[no-untyped-call]
+        FlaskInstrumentor().instrument_app(  # type: ignore[no-untyped-call]
+            app, excluded_urls="livez,readyz,metrics", request_hook=_server_without_query
+        )
 
 
 def instrument_engine(engine: Any) -> None:
@@ -90,13 +92,43 @@ def instrument_engine(engine: Any) -> None:
         # declares < 2.1) and patches every `create_engine`, asyncio's too. Its event hooks work on
         # 2.1: tests/integration/platform/test_tracing.py sees the statements' spans.
         usage = get_meter("bookwell.db").create_up_down_counter("db.client.connections.usage")
-        EngineTracer(trace.get_tracer("opentelemetry.instrumentation.sqlalchemy"), engine, usage)  # type: ignore[no-untyped-call]
+        sql = _ChildSpansOnly(trace.get_tracer("opentelemetry.instrumentation.sqlalchemy"))
+        EngineTracer(sql, engine, usage)  # type: ignore[no-untyped-call]
+
+
+class _ChildSpansOnly:
+    """A tracer whose spans exist only inside another span: a statement run outside any request or
+    job (a readiness probe, a relay poll) would otherwise be a trace of its own, every second."""
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+
+    def start_span(self, name: str, context: otel_context.Context | None = None, **options: Any) -> trace.Span:
+        if not trace.get_current_span(context).get_span_context().is_valid:
+            return trace.INVALID_SPAN
+        return self._tracer.start_span(name, context, **options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tracer, name)
+
+
+def _without_query(span: trace.Span, request: Any) -> None:
+    """An outbound call's span keeps its URL without the query (a webhook URL's token, say)."""
+    if span.is_recording():
+        url = str(request.url).split("?", 1)[0]
+        span.set_attributes({"http.url": url, "url.full": url})
+
+
+def _server_without_query(span: trace.Span, environ: dict[str, Any]) -> None:
+    """A request's span keeps its path without the query (filters name customers)."""
+    if span.is_recording():
+        span.set_attributes({"http.target": environ.get("PATH_INFO", ""), "url.query": ""})
 
 
 def current_traceparent() -> str | None:
-    """The W3C `traceparent` of the span recording now, or None (tracing off, or not sampled)."""
-    span = trace.get_current_span()
-    if not span.is_recording():
+    """The W3C `traceparent` of the current span, sampled or not (its flags say which), or None when
+    there is none (tracing off): work a request causes inherits the request's sampling decision."""
+    if not trace.get_current_span().get_span_context().is_valid:
         return None
     carrier: dict[str, str] = {}
     _PROPAGATOR.inject(carrier)
@@ -104,7 +136,7 @@ def current_traceparent() -> str | None:
 
 
 def ids() -> tuple[str, str] | None:
-    """The current span's trace and span ids in hex, when one is recording."""
+    """The current span's trace and span ids in hex, when there is one (sampled or not)."""
     context = trace.get_current_span().get_span_context()
     if not context.is_valid:
         return None

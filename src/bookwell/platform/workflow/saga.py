@@ -47,6 +47,7 @@ from bookwell.platform.kernel.clock import rfc3339
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.ids import new_id
 from bookwell.platform.kernel.retry import backoff_delay
+from bookwell.platform.observability import tracing
 from bookwell.platform.observability.metrics import SAGA_DURATION
 
 log = structlog.get_logger("bookwell.saga")
@@ -306,7 +307,10 @@ class Sagas:
             if saga is None:
                 return
             run = self._steps[(saga.type, saga.step)]
-            with structlog.contextvars.bound_contextvars(saga_id=saga.id, saga_type=saga.type, step=saga.step):
+            with (
+                structlog.contextvars.bound_contextvars(saga_id=saga.id, saga_type=saga.type, step=saga.step),
+                tracing.tracer.start_as_current_span(f"saga {saga.type} {saga.step}"),
+            ):
                 try:
                     run(saga, SagaLog(saga))
                 except Retry as retry:

@@ -39,7 +39,7 @@ def request_context(exchange: Exchange, proceed: Proceed) -> Response:
     offered = request.headers.get("X-Request-ID", "")
     context = RequestContext(
         request_id=offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex,
-        # The server span's when tracing records this request, else one of our own in the caller's trace.
+        # The server span's when tracing is on (sampled or not), else one of our own in the caller's trace.
         traceparent=tracing.current_traceparent() or request_span(request.headers.get("traceparent", "")),
     )
     with bound(context):

@@ -54,6 +54,7 @@ from bookwell.platform.messaging.jobs.records import dead_letters
 from bookwell.platform.messaging.jobs.records import job_failures
 from bookwell.platform.messaging.outbox import logged_event
 from bookwell.platform.messaging.outbox import outbox
+from bookwell.platform.observability import tracing
 from bookwell.platform.observability.metrics import DELIVERIES_SKIPPED
 from bookwell.platform.observability.metrics import EVENT_HANDLING_DELAY
 from bookwell.platform.observability.metrics import REDRIVEN
@@ -131,9 +132,16 @@ class Jobs:
         self.send(DELIVER, delivery.event_id, delivery.handler, context=context)
 
     def send(self, task: str, *args: Any, context: RequestContext | None = None) -> None:
-        """Send a job now, carrying a request context (default: the current one) in its headers."""
-        headers = headers_for(current() if context is None else context)
-        self.celery.send_task(task, args=list(args), headers=headers, queue=self.settings.job_queue)
+        """Send a job now, carrying a request context (default: the current one) in its headers; one
+        given (an event's, for the relay and re-drive) is continued, so the job joins its trace."""
+        if context is None:
+            self._send(task, list(args), headers_for(current()))
+            return
+        with tracing.continued(context.traceparent, f"send {task}"):
+            self._send(task, list(args), headers_for(context))
+
+    def _send(self, task: str, args: list[Any], headers: dict[str, str]) -> None:
+        self.celery.send_task(task, args=args, headers=headers, queue=self.settings.job_queue)
 
     @property
     def broker_redelivers(self) -> bool:
@@ -264,14 +272,15 @@ class Jobs:
             # Sent before the commit, so a broker that refuses it leaves the dead letter waiting. A
             # job that starts before the commit waits for it on its inbox row (row lock, or SQLite's
             # writer lock) and then sees the delivery pending again.
-            self.celery.send_task(
-                row.task,
-                args=row.args,
-                kwargs=row.kwargs,
-                headers=row.headers,
-                task_id=task_id,
-                queue=self.settings.job_queue,  # a replay is one-off work, whatever queue it first came from
-            )
+            with tracing.continued((row.headers or {}).get("bookwell_traceparent"), f"replay {row.task}"):
+                self.celery.send_task(
+                    row.task,
+                    args=row.args,
+                    kwargs=row.kwargs,
+                    headers=row.headers,
+                    task_id=task_id,
+                    queue=self.settings.job_queue,  # a replay is one-off work, whatever queue it first came from
+                )
         log.info("dead_letter_replayed", dead_letter_id=dead_letter_id, task=row.task, task_id=task_id)
         return task_id
 
