@@ -21,6 +21,7 @@ from bookwell.platform.messaging.inbox import overdue
 from bookwell.platform.messaging.inbox import purge_delivered
 from bookwell.platform.messaging.jobs.config import periodic_queue
 from bookwell.platform.messaging.outbox import EVENT_RETENTION
+from bookwell.platform.messaging.outbox import oldest_unsent
 from bookwell.platform.messaging.outbox import unsent
 from bookwell.platform.observability.exporter import age
 from bookwell.platform.observability.exporter import gauge
@@ -63,7 +64,7 @@ def register(registry: Registry) -> None:
         API never waits for either: a request only writes to the outbox)."""
         now = utcnow()
         with database.engine.connect() as connection:
-            _, oldest = unsent(connection)
+            oldest = oldest_unsent(connection)
             late, oldest_due = overdue(connection, now - timedelta(seconds=settings.stall_after_s))
         if oldest is not None and (lag := (now - oldest).total_seconds()) > settings.stall_after_s:
             log.warning("outbox_lagging", oldest_unsent_age_s=round(lag, 1))

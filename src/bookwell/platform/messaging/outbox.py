@@ -140,9 +140,14 @@ class SqlOutbox:
             self._connection.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
+def oldest_unsent(connection: Connection) -> datetime | None:
+    """When the oldest event still waiting for the relay was written (None when none waits)."""
+    return connection.execute(
+        select(outbox.c.created_at).where(outbox.c.sent_at.is_(None)).order_by(outbox.c.seq).limit(1)
+    ).scalar_one_or_none()
+
+
 def unsent(connection: Connection) -> tuple[int, datetime | None]:
     """How many events wait for the relay, and when the oldest of them was written."""
-    waiting = select(outbox.c.seq, outbox.c.created_at).where(outbox.c.sent_at.is_(None))
-    count = connection.execute(select(func.count()).select_from(waiting.subquery())).scalar_one()
-    oldest = connection.execute(waiting.order_by(outbox.c.seq).limit(1)).first()
-    return int(count), None if oldest is None else oldest.created_at
+    count = connection.execute(select(func.count()).where(outbox.c.sent_at.is_(None))).scalar_one()
+    return int(count), oldest_unsent(connection)
