@@ -1,9 +1,10 @@
 """HTTP benchmark: the API's paths over real HTTP, beside bare Flask and pgbench, in one run.
 
-Run with `make bench` (needs PostgreSQL, wrk and pgbench; see bench/README.md). Two Gunicorn
-servers with the API's settings (gthread, `--workers` x `--threads`): Bookwell on a scratch
+Run with `make bench` (needs PostgreSQL, Redis, wrk and pgbench; see bench/README.md). Three
+Gunicorn servers with the API's settings (gthread, `--workers` x `--threads`): Bookwell on a scratch
 PostgreSQL database (production settings, the default rate limits with quotas too high to refuse
-anything, so every request is still counted), and a bare Flask "hello JSON" app. In interleaved
+anything, so every request is still counted) with its read cache in Redis (`--cache`), the same
+with the cache off (the "uncached" paths, on the same database), and a bare Flask "hello JSON" app. In interleaved
 rounds (every path once per round, in the same order), for each path:
 
 - closed loop: `wrk -t2 -c32` for `--seconds`: requests per second, p50 and p99;
@@ -136,7 +137,7 @@ class Target:
     """One path to measure: a GET of `path`, or a booking POST for `resource_id`."""
 
     name: str
-    server: str  # "bookwell" or "bare"
+    server: str  # "bookwell", "uncached" (the same with the read cache off) or "bare"
     path: str
     resource_id: str | None = None  # POST /v1/bookings for this resource when set
     priced: bool = False  # the booking carries a payment token
@@ -381,10 +382,13 @@ def targets(stack: Stack, ids: dict[str, str], booking_id: str) -> list[Target]:
         Target("bare Flask hello", "bare", "/"),
         Target("GET /livez", "bookwell", "/livez"),
         Target("GET a resource", "bookwell", f"/v1/resources/{free}"),
+        Target("GET a resource, uncached", "uncached", f"/v1/resources/{free}"),
         Target("GET a booking", "bookwell", f"/v1/bookings/{booking_id}"),
         Target("bookings list page (20)", "bookwell", f"/v1/bookings?resource_id={free}&limit=20"),
         Target("availability, a day", "bookwell", f"/v1/resources/{free}/availability?{span}"),
+        Target("availability, a day, uncached", "uncached", f"/v1/resources/{free}/availability?{span}"),
         Target("availability, 31 days", "bookwell", f"/v1/resources/{free}/availability?{month}"),
+        Target("availability, 31 days, uncached", "uncached", f"/v1/resources/{free}/availability?{month}"),
         Target("POST a booking (free)", "bookwell", "/v1/bookings", free),
         Target("POST a booking (priced)", "bookwell", "/v1/bookings", ids["priced"], priced=True),
     ]
@@ -407,6 +411,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--memory", type=int, default=100_000, help="requests of the memory run (0: none)")
+    parser.add_argument(
+        "--cache", default="redis://127.0.0.1:6379/14", help="BOOKWELL_CACHE_URL of the server that caches reads"
+    )
     parser.add_argument("--only", action="append", default=[], help="a target name's prefix (repeatable); default all")
     return parser.parse_args()
 
@@ -420,8 +427,11 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="bookwell-bench-") as folder,
     ):
         work = Path(folder)
-        ports = {"bookwell": free_port(), "bare": free_port()}
-        env = server_env(database, args.workers, args.threads, ports["bookwell"])
+        ports = {"bookwell": free_port(), "uncached": free_port(), "bare": free_port()}
+        env = server_env(database, args.workers, args.threads, ports["bookwell"]) | {"BOOKWELL_CACHE_URL": args.cache}
+        uncached_env = server_env(database, args.workers, args.threads, ports["uncached"]) | {
+            "BOOKWELL_CACHE_URL": "off"
+        }
         gunicorn = str(VENV_BIN / "gunicorn")
         bookwell_cmd = [gunicorn, "--config", "python:bookwell.gunicorn_conf", "bookwell.app:create_app()"]
         bare_cmd = [
@@ -430,13 +440,16 @@ def main() -> None:
         ]
         with (
             running(bookwell_cmd, env, work / "bookwell.log") as bookwell,
+            running(bookwell_cmd, uncached_env, work / "uncached.log") as uncached,
             running(bare_cmd, env, work / "bare.log") as bare,
         ):
             wait_until_up(ports["bookwell"], "/livez", bookwell, work / "bookwell.log")
+            wait_until_up(ports["uncached"], "/livez", uncached, work / "uncached.log")
             wait_until_up(ports["bare"], "/", bare, work / "bare.log")
             token, ids = setup_data(ports["bookwell"], env)
             first_slot = (datetime.now(UTC) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-            stack = Stack(ports, {"bookwell": bookwell.pid, "bare": bare.pid}, token, first_slot)
+            masters = {"bookwell": bookwell.pid, "uncached": uncached.pid, "bare": bare.pid}
+            stack = Stack(ports, masters, token, first_slot)
             booking_id = ""
             for n in range(200):
                 body = booking_body(ids["free"], *_slot(stack, SLOTS - 1 - n))

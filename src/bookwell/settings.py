@@ -287,6 +287,19 @@ class Settings(BaseSettings):
     rate_limit_auth_failures: str = Field(
         default="20/60", description="`QUOTA/WINDOW_S` of failed authentications per client address."
     )
+    cache_url: str = Field(
+        default="",
+        description="Cached resource and availability reads (ADR 0035): `redis://...` (shared by every host), "
+        "`local` (each process's memory, writes announced through a file in the data folder: every process "
+        "must run on this host) or `off`. Empty: `local` on SQLite, `off` on PostgreSQL.",
+    )
+    cache_ttl_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="The longest a cached read is kept. A write ends it at once; this bounds only a write whose "
+        "announcement was lost (Redis unreachable just then).",
+    )
     proxy_hops: int = Field(
         default=0,
         ge=0,
@@ -358,6 +371,12 @@ class Settings(BaseSettings):
                 raise ValueError(f"BOOKWELL_RATE_LIMIT_{policy.upper()}: {error}") from None
         if self.rate_limit_storage_url and urlsplit(self.rate_limit_storage_url).scheme not in {"redis", "rediss"}:
             raise ValueError("BOOKWELL_RATE_LIMIT_STORAGE_URL must be empty (the database) or a redis:// URL")
+        return self
+
+    @model_validator(mode="after")
+    def _cache_url_parses(self) -> Settings:
+        if self.cache_url not in {"", "local", "off"} and urlsplit(self.cache_url).scheme not in {"redis", "rediss"}:
+            raise ValueError("BOOKWELL_CACHE_URL must be empty, `local`, `off` or a redis:// URL")
         return self
 
     @model_validator(mode="after")

@@ -3,6 +3,7 @@ saga steps run on demand, as the worker would run them; and the provider simulat
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from tests.api.test_bookings import at
 from tests.api.test_bookings import key
 from tests.api.test_bookings import resource
 from tests.support.provider_sim import ProviderSim
+from tests.support.redis_server import own_redis
 from tests.support.webhooks import attempt_at_once
 
 PRICE = {"amount": 2500, "currency": "EUR"}
@@ -149,3 +151,9 @@ def provider(tmp_path: Path) -> Iterator[ProviderSim]:
         yield sim
     finally:
         sim.stop()
+
+
+@pytest.fixture
+def redis_of_its_own(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    with own_redis(tmp_path) as server:
+        yield server

@@ -6,9 +6,7 @@ address, and a Redis that stops mid-run costs counting, never an answer."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +25,6 @@ from tests.conftest import REDIS_URL
 from tests.conftest import UNLIMITED_ENV
 from tests.conftest import require_service
 from tests.support.gunicorn import gunicorn
-from tests.support.net import free_port
 
 QUOTA, EXTRA = 20, 12
 WORKERS = {
@@ -168,51 +165,10 @@ def test_failed_authentication_is_limited_per_address(sqlite_database: Database,
     assert afterwards.status_code == 429  # the address waits out the window, a right key or not
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    """A Redis server of this test's own (the shared one is never stopped)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            redis.Redis.from_url(url).ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise
-            time.sleep(0.05)
-    yield process, url
-    if process.poll() is None:
-        process.kill()
-        process.wait()
-
-
 def test_redis_stopped_mid_run_costs_counting_not_answers(
-    sqlite_database: Database, tmp_path: Path, own_redis: tuple[subprocess.Popen[bytes], str]
+    sqlite_database: Database, tmp_path: Path, redis_of_its_own: tuple[subprocess.Popen[bytes], str]
 ) -> None:
-    process, url = own_redis
+    process, url = redis_of_its_own
     _, token = _organization(sqlite_database, "Outage")
     limits = {**UNLIMITED_ENV, "BOOKWELL_RATE_LIMIT_READS": "1000/600", "BOOKWELL_RATE_LIMIT_STORAGE_URL": url}
     with gunicorn(sqlite_database, tmp_path, **WORKERS, **limits) as port:

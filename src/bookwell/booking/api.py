@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from datetime import UTC
 from datetime import datetime
 from functools import partial
@@ -16,6 +17,7 @@ from bookwell.booking import service
 from bookwell.booking.domain import Booking
 from bookwell.booking.domain import BookingRequest
 from bookwell.booking.domain import Status
+from bookwell.booking.domain import check_span
 from bookwell.booking.ports import BookingFilter
 from bookwell.booking.ports import BookingUnitOfWork
 from bookwell.booking.presenters import v1
@@ -29,12 +31,17 @@ from bookwell.platform.http.pagination import page_request
 from bookwell.platform.http.pagination import page_response
 from bookwell.platform.http.prefer import requested_wait
 from bookwell.platform.http.prefer import wait_for_final
+from bookwell.platform.kernel.cache import Fill
+from bookwell.platform.kernel.cache import ReadCache
+from bookwell.platform.kernel.cache import Scope
 from bookwell.platform.kernel.clock import rfc3339
+from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.errors import FieldError
 from bookwell.platform.kernel.errors import InvalidInput
 
 views = Views()
 uow = Dependency[BookingUnitOfWork]("booking.uow")
+cache = Dependency[ReadCache]("booking.cache")
 saga_state = Dependency[dict[str, Any] | None]("booking.saga_state")  # called with booking_id=...
 AVAILABILITY_MAX_AGE = 5  # seconds: a hold placed now shows within this long in a cached answer
 
@@ -125,24 +132,34 @@ def cancel_booking(call: Call) -> Response:
 
 @views.operation("getAvailability")
 def get_availability(call: Call) -> Response:
+    organization_id, resource_id = call.organization_id, call.path["resource_id"]
     start = _utc(call.query.from_, "/query/from")
     end = _utc(call.query.to, "/query/to")
-    resource_id = call.path["resource_id"]
-    slots = service.availability(
-        uow=uow(readonly=True), organization_id=call.organization_id, resource_id=resource_id, start=start, end=end
+    check_span(start, end, utcnow())  # refused before any cached answer, as the service would
+    name = f"availability.v1 {start.isoformat()} {end.isoformat()}"
+    body = cache().read(
+        Scope(organization_id, resource_id), name, partial(_availability, organization_id, resource_id, start, end)
+    )
+    tag = hashlib.sha256(body).hexdigest()[:32]
+    response = not_modified(tag) or Response(body, mimetype="application/json")
+    response.set_etag(tag)
+    response.cache_control.max_age = AVAILABILITY_MAX_AGE
+    return response
+
+
+def _availability(organization_id: str, resource_id: str, start: datetime, end: datetime) -> Fill:
+    """The span's slots as API v1 shows them, kept until a write or the moment time alone changes them."""
+    answer = service.availability(
+        uow=uow(readonly=True), organization_id=organization_id, resource_id=resource_id, start=start, end=end
     )
     body = json.dumps(
         {
             "resource_id": resource_id,
             "from": rfc3339(start),
             "to": rfc3339(end),
-            "slots": [v1.slot(slot) for slot in slots],
+            "slots": [v1.slot(slot) for slot in answer.slots],
         },
         separators=(",", ":"),
     ).encode()
-    tag = hashlib.sha256(body).hexdigest()[:32]
-    response = not_modified(tag) or Response(body, mimetype="application/json")
-    response.set_etag(tag)
-    response.cache_control.private = True
-    response.cache_control.max_age = AVAILABILITY_MAX_AGE
-    return response
+    until = answer.unchanged_until
+    return Fill(body, ttl_s=math.inf if until is None else (until - utcnow()).total_seconds())

@@ -361,6 +361,14 @@ def availability(
     return slots
 
 
+def unchanged_until(slots: Sequence[Slot], blocking: Sequence[Booking]) -> datetime | None:
+    """Until when an availability answer stays true with no write (None: until one): the first slot's
+    start (a slot under way is no longer offered) or the first live hold's lapse (its capacity returns)."""
+    moments = [slot.start for slot in slots[:1]]
+    moments += [b.hold_expires_at for b in blocking if b.status is Status.PENDING and b.hold_expires_at is not None]
+    return min(moments, default=None)
+
+
 def _overlapping_each(
     grid: Sequence[tuple[datetime, datetime]], bookings: Sequence[Booking]
 ) -> Iterable[list[Booking]]:

@@ -29,9 +29,10 @@ commands: tuple[click.Command, ...] = (holds,)
 
 def register(registry: Registry) -> None:
     """Wire booking into `registry`."""
-    uow = partial(SqlBookingUnitOfWork, registry.database)
+    uow = partial(SqlBookingUnitOfWork, registry.database, cache=registry.cache)
     registry.add_unit_of_work(BookingUnitOfWork, uow)
     registry.inject(api.uow, uow)
+    registry.inject(api.cache, lambda: registry.cache)
     registry.inject(api.saga_state, partial(_saga_state, registry.sagas))
     registry.add_views(api.views)
     BookingSaga(

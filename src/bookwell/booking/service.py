@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from dataclasses import replace
 from datetime import datetime
 
@@ -18,6 +19,7 @@ from bookwell.booking.domain import check_span
 from bookwell.booking.domain import email_key
 from bookwell.booking.domain import normalized_email
 from bookwell.booking.domain import place
+from bookwell.booking.domain import unchanged_until
 from bookwell.booking.events import booking_event
 from bookwell.booking.ports import BookingFilter
 from bookwell.booking.ports import BookingUnitOfWork
@@ -105,9 +107,17 @@ def expire_all_holds(*, uow: Callable[[], BookingUnitOfWork]) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class Availability:
+    """A span's future slots with their remaining capacity, and until when that holds with no write."""
+
+    slots: list[Slot]
+    unchanged_until: datetime | None
+
+
 def availability(
     *, uow: BookingUnitOfWork, organization_id: str, resource_id: str, start: datetime, end: datetime
-) -> list[Slot]:
+) -> Availability:
     """The resource's future slots in `[start, end)` with their remaining capacity."""
     now = utcnow()
     check_span(start, end, now)
@@ -116,7 +126,9 @@ def availability(
         if terms is None:
             raise ResourceNotFound("No such resource.")
         overlapping = uow.bookings.overlapping(terms.id, start, end, now)
-    return slots_of(terms, start, end, [b for b in overlapping if b.blocks(now)], now)
+    blocking = [b for b in overlapping if b.blocks(now)]
+    slots = slots_of(terms, start, end, blocking, now)
+    return Availability(slots, unchanged_until(slots, blocking))
 
 
 def _expire(uow: BookingUnitOfWork, booking: Booking, now: datetime) -> bool:

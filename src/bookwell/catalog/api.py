@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
+from functools import partial
+
 from flask import Response
 from flask import jsonify
 
@@ -17,9 +21,13 @@ from bookwell.platform.http.contract.binding import Dependency
 from bookwell.platform.http.contract.binding import Views
 from bookwell.platform.http.pagination import page_request
 from bookwell.platform.http.pagination import page_response
+from bookwell.platform.kernel.cache import Fill
+from bookwell.platform.kernel.cache import ReadCache
+from bookwell.platform.kernel.cache import Scope
 
 views = Views()
 uow = Dependency[CatalogUnitOfWork]("catalog.uow")
+cache = Dependency[ReadCache]("catalog.cache")
 
 
 @views.operation("createResource")
@@ -47,12 +55,18 @@ def list_resources(call: Call) -> Response:
 
 @views.operation("getResource")
 def get_resource(call: Call) -> Response:
-    resource = service.get_resource(
-        uow=uow(readonly=True),
-        organization_id=call.organization_id,
-        resource_id=call.path["resource_id"],
-    )
-    return not_modified(etag(resource.version)) or with_etag(jsonify(v1.resource(resource)), resource.version)
+    organization_id, resource_id = call.organization_id, call.path["resource_id"]
+    load = partial(_resource, organization_id, resource_id)
+    version, body = cache().read(Scope(organization_id, resource_id), "resource.v1", load).split(b"\n", 1)
+    shown = Response(body, mimetype="application/json")
+    return not_modified(etag(int(version))) or with_etag(shown, int(version))
+
+
+def _resource(organization_id: str, resource_id: str) -> Fill:
+    """The resource's version and representation, kept until it changes (ADR 0035)."""
+    resource = service.get_resource(uow=uow(readonly=True), organization_id=organization_id, resource_id=resource_id)
+    body = json.dumps(v1.resource(resource), separators=(",", ":")).encode()
+    return Fill(b"%d\n" % resource.version + body, ttl_s=math.inf)
 
 
 @views.operation("updateResource")

@@ -16,7 +16,8 @@ commands: tuple[click.Command, ...] = ()
 
 def register(registry: Registry) -> None:
     """Wire the catalog into `registry`."""
-    uow = partial(SqlCatalogUnitOfWork, registry.database)
+    uow = partial(SqlCatalogUnitOfWork, registry.database, cache=registry.cache)
     registry.add_unit_of_work(CatalogUnitOfWork, uow)
     registry.inject(api.uow, uow)
+    registry.inject(api.cache, lambda: registry.cache)
     registry.add_views(api.views)

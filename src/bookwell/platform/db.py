@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -38,6 +39,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.pool import QueuePool
 
+from bookwell.platform.kernel.cache import ReadCache
+from bookwell.platform.kernel.cache import Scope
 from bookwell.platform.kernel.errors import Busy
 from bookwell.platform.kernel.errors import Unavailable
 from bookwell.platform.kernel.pages import Page
@@ -353,10 +356,13 @@ class SqlUnitOfWork:
     request transaction is: a saga step's change and its record commit together.
     """
 
-    def __init__(self, database: Database, *, readonly: bool = False, shared: bool = False) -> None:
+    def __init__(
+        self, database: Database, *, cache: ReadCache | None = None, readonly: bool = False, shared: bool = False
+    ) -> None:
         if readonly and shared:
             raise ValueError("a read-only unit of work has nothing to share")
         self.database = database
+        self.cache = cache
         self.readonly = readonly
         self.shared = shared
         self._sharing: contextvars.Token[tuple[Database, Connection, list[Callable[[], None]]] | None] | None = None
@@ -364,6 +370,7 @@ class SqlUnitOfWork:
         self._savepoint: NestedTransaction | None = None
         self._after_commit: list[Callable[[], None]] = []
         self._outer_callbacks: list[Callable[[], None]] | None = None
+        self._changed: set[Scope] = set()
 
     @property
     def connection(self) -> Connection:
@@ -376,6 +383,7 @@ class SqlUnitOfWork:
         ambient = _AMBIENT.get()
         self._after_commit = []
         self._outer_callbacks = None
+        self._changed = set()
         if ambient is not None and ambient[0] is self.database:
             # Inside a request transaction: a savepoint, so commit and rollback stay this unit's own.
             connection, self._outer_callbacks = ambient[1], ambient[2]
@@ -420,6 +428,13 @@ class SqlUnitOfWork:
         not happen for work that did not (sending a job); a failing callback is logged, not raised,
         since the work it follows is already committed."""
         self._after_commit.append(callback)
+
+    def changed(self, scope: Scope) -> None:
+        """Tell the cache, once this work commits, that `scope` changed: every process's cached reads
+        of it end then, before the request that wrote answers (ADR 0035)."""
+        if self.cache is not None and scope not in self._changed:
+            self._changed.add(scope)
+            self.after_commit(partial(self.cache.changed, scope))
 
     def __exit__(
         self,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 from typing import TypeVar
 
+from bookwell.platform.cache import cache_for
 from bookwell.platform.db import Database
 from bookwell.platform.http.contract.binding import Dependency
 from bookwell.platform.http.contract.binding import View
@@ -47,6 +48,7 @@ class Registry:
     def __init__(self, settings: Settings, database: Database) -> None:
         self.settings = settings
         self.database = database
+        self.cache = cache_for(settings)  # cached reads; every unit of work that writes announces its changes to it
         self.subscriptions = Subscriptions()
         self.jobs = Jobs(settings, database, self.subscriptions)
         self.sagas = Sagas(

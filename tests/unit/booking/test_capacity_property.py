@@ -197,7 +197,7 @@ class CapacityMachine(RuleBasedStateMachine):
     def availability_matches_the_model(self) -> None:
         slots = service.availability(
             uow=self.uow, organization_id=ORG, resource_id=RESOURCE, start=T0, end=T0 + timedelta(minutes=MINUTES)
-        )
+        ).slots
         used = self.model_usage()
         expected = [
             (T0 + timedelta(minutes=m), max(self.capacity - max(used[m : m + SLOT]), 0))

@@ -321,13 +321,15 @@ def test_expiry_works_in_batches(clock: Clock, uow: FakeBookingUnitOfWork) -> No
 
 
 def test_availability_counts_live_holds_but_not_lapsed_ones(clock: Clock, uow: FakeBookingUnitOfWork) -> None:
-    service.place_booking(uow=uow, request=request(PAID_ROOM, 10, 11))
-    slots = service.availability(uow=uow, organization_id=ORG, resource_id=PAID_ROOM, start=at(9), end=at(12))
-    assert [(s.start, s.remaining) for s in slots] == [(at(9), 1), (at(10), 0), (at(11), 1)]
+    held = service.place_booking(uow=uow, request=request(PAID_ROOM, 10, 11))
+    answer = service.availability(uow=uow, organization_id=ORG, resource_id=PAID_ROOM, start=at(9), end=at(12))
+    assert [(s.start, s.remaining) for s in answer.slots] == [(at(9), 1), (at(10), 0), (at(11), 1)]
+    assert answer.unchanged_until == held.hold_expires_at  # the hold lapses before the first slot starts
     assert uow.resources.calls[-1] == (ORG, PAID_ROOM, False)
     clock.advance(minutes=10)
-    slots = service.availability(uow=uow, organization_id=ORG, resource_id=PAID_ROOM, start=at(9), end=at(12))
-    assert [s.remaining for s in slots] == [1, 1, 1]
+    answer = service.availability(uow=uow, organization_id=ORG, resource_id=PAID_ROOM, start=at(9), end=at(12))
+    assert [s.remaining for s in answer.slots] == [1, 1, 1]
+    assert answer.unchanged_until == at(9)  # no live hold: until the first slot starts
 
 
 def test_availability_of_an_unknown_resource_is_not_found(clock: Clock, uow: FakeBookingUnitOfWork) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -30,6 +31,7 @@ from bookwell.platform.db import SqlUnitOfWork
 from bookwell.platform.db import UtcDateTime
 from bookwell.platform.db import fetch_page
 from bookwell.platform.db import metadata
+from bookwell.platform.kernel.cache import Scope
 from bookwell.platform.kernel.money import Money
 from bookwell.platform.kernel.pages import Page
 from bookwell.platform.kernel.pages import PageRequest
@@ -123,8 +125,9 @@ def _booking(row: Any) -> Booking:
 
 
 class SqlBookingRepository:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, changed: Callable[[Scope], None]) -> None:
         self._connection = connection
+        self._changed = changed  # a booking's writes end its resource's cached availability
 
     def add(self, booking: Booking) -> None:
         self._connection.execute(
@@ -147,6 +150,7 @@ class SqlBookingRepository:
                 **_row(booking),
             )
         )
+        self._changed(Scope(booking.organization_id, booking.resource_id))
 
     def get(self, organization_id: str, booking_id: str) -> Booking | None:
         query = select(bookings).where(bookings.c.organization_id == organization_id, bookings.c.id == booking_id)
@@ -191,7 +195,10 @@ class SqlBookingRepository:
             .where(bookings.c.id == booking.id, bookings.c.version == previous_version)
             .values(**_row(booking))
         )
-        return result.rowcount == 1
+        if result.rowcount != 1:
+            return False
+        self._changed(Scope(booking.organization_id, booking.resource_id))
+        return True
 
 
 class CatalogResources:
@@ -227,6 +234,6 @@ class SqlBookingUnitOfWork(SqlUnitOfWork):
 
     def _open_repositories(self, connection: Connection) -> None:
         self.resources = CatalogResources(connection)
-        self.bookings = SqlBookingRepository(connection)
+        self.bookings = SqlBookingRepository(connection, self.changed)
         self.events = SqlOutbox(connection)
         self.sagas = SqlSagaStarter(connection)

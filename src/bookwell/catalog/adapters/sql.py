@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import JSON
@@ -25,6 +26,7 @@ from bookwell.platform.db import SqlUnitOfWork
 from bookwell.platform.db import UtcDateTime
 from bookwell.platform.db import fetch_page
 from bookwell.platform.db import metadata
+from bookwell.platform.kernel.cache import Scope
 from bookwell.platform.kernel.money import Money
 from bookwell.platform.kernel.pages import Page
 from bookwell.platform.kernel.pages import PageRequest
@@ -113,8 +115,9 @@ def _resource(row: Any) -> Resource:
 
 
 class SqlResourceRepository:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, changed: Callable[[Scope], None]) -> None:
         self._connection = connection
+        self._changed = changed  # a resource's cached reads (its own and its availability) end with its writes
 
     def add(self, resource: Resource) -> None:
         self._connection.execute(
@@ -158,7 +161,10 @@ class SqlResourceRepository:
             .where(resources.c.id == resource.id, resources.c.version == previous_version)
             .values(**_row(resource))
         )
-        return result.rowcount == 1
+        if result.rowcount != 1:
+            return False
+        self._changed(Scope(resource.organization_id, resource.id))
+        return True
 
 
 class SqlCatalogUnitOfWork(SqlUnitOfWork):
@@ -166,5 +172,5 @@ class SqlCatalogUnitOfWork(SqlUnitOfWork):
     events: SqlOutbox
 
     def _open_repositories(self, connection: Connection) -> None:
-        self.resources = SqlResourceRepository(connection)
+        self.resources = SqlResourceRepository(connection, self.changed)
         self.events = SqlOutbox(connection)

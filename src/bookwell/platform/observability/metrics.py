@@ -49,6 +49,15 @@ RATE_LIMIT_UNAVAILABLE = Counter(
     "bookwell_rate_limit_unavailable_total",
     "Rate-limit decisions that failed open because the counters' storage did not answer.",
 )
+CACHE_READS = Counter(
+    "bookwell_cache_reads_total",
+    "Cached reads by outcome: hit, miss (loaded and kept), bypass (the cache's storage was skipped).",
+    ["outcome"],
+)
+CACHE_UNAVAILABLE = Counter(
+    "bookwell_cache_unavailable_total",
+    "Cache storage calls that failed; reads then go to the database for a second.",
+)
 IDEMPOTENCY = Counter(
     "bookwell_idempotency_keys_total",
     "Requests with an Idempotency-Key that did not simply run: `replayed` (the stored answer),"

@@ -39,10 +39,9 @@ from bookwell.platform.db import metadata
 from bookwell.platform.kernel.clock import utcnow
 from bookwell.platform.kernel.errors import Busy
 from bookwell.platform.kernel.errors import Unavailable
+from bookwell.platform.redis_client import request_path_client
 from bookwell.settings import Settings
 
-# A rate limit must not make a request wait on a storage that is down: one short try, then fail open.
-REDIS_TIMEOUT_S = 0.25
 REDIS_KEY_PREFIX = "bookwell"  # keys: bookwell:ratelimit/<policy>/<key>/<quota>/<window>/second
 
 rate_limit_counters = Table(
@@ -235,11 +234,4 @@ def counters_for(settings: Settings, database: Database) -> Counters:
     url = settings.rate_limit_storage_url
     if not url:
         return SqlCounters(database)
-    # No retries and short timeouts: a Redis that is down costs each request at most a quarter second.
-    client = redis.Redis.from_url(
-        url,
-        socket_connect_timeout=REDIS_TIMEOUT_S,
-        socket_timeout=REDIS_TIMEOUT_S,
-        retry=redis.retry.Retry(redis.backoff.NoBackoff(), 0),
-    )
-    return RedisCounters(client)
+    return RedisCounters(request_path_client(url))

@@ -62,6 +62,11 @@ class Authentication:
         self.authenticator = authenticator
 
     def __call__(self, exchange: Exchange, proceed: Proceed) -> Response:
-        if exchange.operation is not None and exchange.operation.scopes is not None:
-            authenticated(authenticate(self.authenticator))
-        return proceed(exchange)
+        if exchange.operation is None or exchange.operation.scopes is None:
+            return proceed(exchange)
+        authenticated(authenticate(self.authenticator))
+        response = proceed(exchange)
+        # The answer is the credential's: no shared cache may keep it, and a private one keys it by the header.
+        response.vary.add("Authorization")
+        response.cache_control.private = True
+        return response
