@@ -62,6 +62,7 @@ bench: $(VENV)/.dev  ## Benchmarks against local PostgreSQL, NATS, Redis and Rab
 	$(BIN)/python bench/webhooks.py
 	command -v wrk >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk >/dev/null)
 	$(BIN)/python bench/api.py
+	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/tracing.py
 
 lint: $(VENV)/.dev

@@ -378,6 +378,27 @@ def provider_sim(host: str, port: int) -> None:
     serve(host, port)
 
 
+@main.command("seed")
+@click.option("--organizations", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--resources", type=click.IntRange(1), default=1_000, show_default=True)
+@click.option("--bookings", "bookings_count", type=click.IntRange(0), default=1_000_000, show_default=True)
+@click.pass_context
+def seed(ctx: click.Context, organizations: int, resources: int, bookings_count: int) -> None:
+    """Add a large dataset for benchmarks: organizations, their resources, a year of bookings.
+
+    Prints the new organizations' ids and API keys, their resources' ids, as JSON on stdout.
+    """
+    from bookwell_tools.seed import seed as load
+
+    try:
+        made = load(
+            _container(ctx).database, organizations=organizations, resources=resources, bookings_count=bookings_count
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+    click.echo(json.dumps(made.as_dict()))
+
+
 for _registration in registrations():
     for _command in _registration.commands:
         main.add_command(_command)

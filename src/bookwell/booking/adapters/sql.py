@@ -72,6 +72,7 @@ bookings = Table(
     Index("ix_bookings_organization_id_resource_id_id", "organization_id", "resource_id", "id"),
     Index("ix_bookings_organization_id_status_id", "organization_id", "status", "id"),
     Index("ix_bookings_organization_id_customer_email_key_id", "organization_id", "customer_email_key", "id"),
+    Index("ix_bookings_organization_id_starts_at", "organization_id", "starts_at"),  # start_from / start_to
     # Capacity checks and availability: a resource's live bookings by time.
     Index(
         "ix_bookings_resource_live",
